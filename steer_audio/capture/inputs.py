@@ -1,0 +1,86 @@
+"""Model inputs for a batch of (audio, negative) pairs: one left-padded batch, audio rows then negative rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.mmau import Example
+from ..data.prompts import PromptSpec, candidate_ids, render
+from ..errors import SteerAudioError
+
+MAX_OPTIONS = 10
+
+
+@dataclass
+class Batch:
+    ids: list[str]
+    #: kwargs for the model's forward (input_ids, attention_mask, position_ids, input_features, ...)
+    model_inputs: dict[str, torch.Tensor]
+    #: [N, S] bool: positions of audio tokens A(x)
+    audio_mask: torch.Tensor
+    #: [N, O] long: candidate token per option (padded with 0), and [N, O] bool validity
+    cand: torch.Tensor
+    cand_valid: torch.Tensor
+    n_tokens: list[int]
+    n_audio: list[int]
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that ignore left padding, so a padded row equals the same row run alone."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def encode(
+    processor: Any,
+    examples: list[Example],
+    wavs: list[np.ndarray],
+    negs: list[np.ndarray] | None,
+    ps: PromptSpec,
+    audio_token_id: int,
+) -> Batch:
+    """Encode B examples into 2B rows (audio then negative), or B rows when `negs` is None."""
+    texts = [render(processor, ex, ps) for ex in examples]
+    audios = list(wavs)
+    if negs is not None:
+        texts = texts + texts
+        audios = audios + list(negs)
+    tok = processor.tokenizer
+    old_side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        enc = processor(text=texts, audio=audios, return_tensors="pt", padding=True, sampling_rate=16000)
+    finally:
+        tok.padding_side = old_side
+    ids = enc["input_ids"]
+    b = len(examples)
+    if negs is not None and not torch.equal(ids[:b], ids[b:]):
+        bad = [examples[i].id for i in range(b) if not torch.equal(ids[i], ids[b + i])]
+        raise SteerAudioError(f"audio and negative passes give different input_ids for item(s) {bad}")
+    cands = [candidate_ids(tok, ex, ps) for ex in examples]
+    if negs is not None:
+        cands = cands + cands
+    o = max(len(c) for c in cands)
+    if o > MAX_OPTIONS:
+        raise SteerAudioError(f"at most {MAX_OPTIONS} options are supported, got {o}")
+    cand = torch.zeros(len(cands), o, dtype=torch.long)
+    valid = torch.zeros(len(cands), o, dtype=torch.bool)
+    for i, c in enumerate(cands):
+        cand[i, : len(c)] = torch.tensor(c)
+        valid[i, : len(c)] = True
+    mask = enc["attention_mask"]
+    model_inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "input_features", "feature_attention_mask")}
+    model_inputs["position_ids"] = position_ids(mask)
+    audio_mask = ids == audio_token_id
+    return Batch(
+        ids=[ex.id for ex in examples],
+        model_inputs=model_inputs,
+        audio_mask=audio_mask,
+        cand=cand,
+        cand_valid=valid,
+        n_tokens=mask.sum(-1).tolist()[:b],
+        n_audio=audio_mask.sum(-1).tolist()[:b],
+    )

@@ -1,0 +1,113 @@
+"""The capture trace: one nnsight trace per batch reads, at the final prompt position t of every row,
+the residual h_t^l after every decoder layer, the per-head attention outputs z_t^{l,h} (the input of
+o_proj), the audio attention mass a_{l,h} (from the post-RoPE query row of t only; no S x S matrix), and
+the candidate-token logits. The same code runs locally or on an NDIF server (`remote=`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..models.arch import ArchSpec, Geometry, resolve
+
+
+@dataclass
+class Envoys:
+    """nnsight envoys of one wrapped model, resolved once from the architecture table."""
+
+    layers: list[Any]
+    o_proj: list[Any]
+    rope: list[Any]
+    attn_modules: list[Any]
+    final_norm: Any
+    lm_head: Any
+
+
+def envoys(lm: Any, arch: ArchSpec, geom: Geometry, name: str) -> Envoys:
+    layer_list = resolve(lm, arch.decoder_layers, name)
+    layers = [layer_list[i] for i in range(geom.n_layers)]
+    attn = [resolve(layer, arch.attn, name) for layer in layers]
+    return Envoys(
+        layers=layers,
+        o_proj=[resolve(layer, arch.o_proj, name) for layer in layers],
+        rope=[resolve(a.source, arch.rope_op, name) for a in attn],
+        attn_modules=[a._module for a in attn],
+        final_norm=resolve(lm, arch.final_norm, name),
+        lm_head=resolve(lm, arch.lm_head, name),
+    )
+
+
+def last_row_audio_mass(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    key_mask: torch.Tensor,
+    audio_mask: torch.Tensor,
+    scaling: float,
+    softcap: float | None = None,
+) -> torch.Tensor:
+    """a_{l,h} = sum_{j in A} softmax_j(q_t . k_j * scaling) for the last query row only.
+
+    q: [N, H, S, d] post-RoPE queries, k: [N, KV, S, d] post-RoPE keys (GQA expanded here),
+    key_mask: [N, S] bool (keys the last row may see), audio_mask: [N, S] bool. Returns [N, H] float32.
+    """
+    n_heads, n_kv = q.shape[1], k.shape[1]
+    qt = q[:, :, -1, :].float()
+    kf = k.float()
+    if n_kv != n_heads:
+        kf = kf.repeat_interleave(n_heads // n_kv, dim=1)
+    scores = torch.einsum("nhd,nhsd->nhs", qt, kf) * scaling
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
+    scores = scores.masked_fill(~key_mask[:, None, :], float("-inf"))
+    probs = scores.softmax(-1)
+    return (probs * audio_mask[:, None, :].float()).sum(-1)
+
+
+def key_masks(attention_mask: torch.Tensor, windows: tuple[int | None, ...]) -> list[torch.Tensor]:
+    """Per layer: which keys the last position attends to (padding removed; sliding windows applied)."""
+    full = attention_mask.bool()
+    s = full.shape[1]
+    out = []
+    for w in windows:
+        if w is None or w >= s:
+            out.append(full)
+        else:
+            pos = torch.arange(s, device=full.device)
+            out.append(full & (pos > (s - 1) - w)[None, :])
+    return out
+
+
+def capture_trace(
+    lm: Any,
+    ev: Envoys,
+    geom: Geometry,
+    model_inputs: dict[str, torch.Tensor],
+    audio_mask: torch.Tensor,
+    cand: torch.Tensor,
+    remote: bool | str = False,
+) -> dict[str, torch.Tensor]:
+    """Run one batch; returns per-row tensors: resid [N,L,d], z [N,L,H,dh], mass [N,L,H], cand_logits [N,O]."""
+    kmasks = key_masks(model_inputs["attention_mask"], geom.windows)
+    scalings = [float(m.scaling) for m in ev.attn_modules]
+    softcaps = [getattr(m.config, "attn_logit_softcapping", None) for m in ev.attn_modules]
+    n, h, dh = cand.shape[0], geom.n_heads, geom.head_dim
+    with lm.trace(**model_inputs, use_cache=False, remote=remote):
+        resid, zs, mass = [], [], []
+        for i in range(geom.n_layers):
+            q, k = ev.rope[i].output
+            mass.append(last_row_audio_mass(q, k, kmasks[i], audio_mask, scalings[i], softcaps[i]))
+            zs.append(ev.o_proj[i].input[:, -1].reshape(n, h, dh))
+            resid.append(ev.layers[i].output[:, -1])
+        # lm_head needs only position t: skip the full-vocabulary logits of every other position
+        ev.final_norm.output = ev.final_norm.output[:, -1:]
+        logits = ev.lm_head.output[:, -1]
+        out = {
+            "resid": torch.stack(resid, 1),
+            "z": torch.stack(zs, 1),
+            "mass": torch.stack(mass, 1),
+            "cand_logits": logits.float().gather(1, cand.to(logits.device)),
+        }
+        out = out.save()
+    return out

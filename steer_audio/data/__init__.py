@@ -1,0 +1,1 @@
+"""Data: MMAU-format examples, audio loading, negatives, prompts and option scoring tokens."""

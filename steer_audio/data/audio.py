@@ -1,0 +1,77 @@
+"""Audio loading (librosa, 16 kHz mono) and the negative inputs x0 of the two-pass protocol."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SteerAudioError
+
+log = logging.getLogger(__name__)
+SR = 16000
+NEGATIVES = ("silence", "noise", "shuffle")
+
+
+class AudioMissing(SteerAudioError):
+    """An example's audio file is missing or unreadable."""
+
+
+def load_audio(path: Path | None, array: np.ndarray | None = None, max_seconds: float = 30.0) -> np.ndarray:
+    if array is not None:
+        wav = np.asarray(array, dtype=np.float32)
+    else:
+        if path is None:
+            raise AudioMissing("no audio file given")
+        if not Path(path).exists():
+            raise AudioMissing(f"audio file not found: {path}")
+        import librosa
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wav, _ = librosa.load(str(path), sr=SR, mono=True)
+        except Exception as e:  # noqa: BLE001 - any decoder failure is the same user-facing problem
+            raise AudioMissing(f"cannot read audio {path}: {type(e).__name__}: {e}") from e
+    if wav.size == 0:
+        raise AudioMissing(f"audio {path} is empty")
+    limit = int(max_seconds * SR)
+    if wav.shape[0] > limit:
+        log.warning("audio %s is %.1f s long: cut to the model's %.0f s window", path, wav.shape[0] / SR, max_seconds)
+        wav = wav[:limit]
+    return wav.astype(np.float32, copy=False)
+
+
+def negative(wav: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
+    """The negative x0 for a clip: same length (so the same input_ids) for every kind here."""
+    if kind == "silence":
+        return np.zeros_like(wav)
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
+        return (rng.standard_normal(wav.shape[0]) * rms).astype(np.float32)
+    if kind == "shuffle":
+        return block_shuffle(wav, rng)
+    raise SteerAudioError(f"unknown negative {kind!r}: use one of {', '.join(NEGATIVES)}")
+
+
+def block_shuffle(wav: np.ndarray, rng: np.random.Generator, block_s: float = 0.040, fade_s: float = 0.005) -> np.ndarray:
+    """Cut into 40 ms blocks, permute, reverse some, short cross-fades: keeps loudness and spectrum only."""
+    b = max(1, int(block_s * SR))
+    n = wav.shape[0]
+    blocks = [wav[i : i + b] for i in range(0, n, b)]
+    order = rng.permutation(len(blocks))
+    out = []
+    f = max(1, int(fade_s * SR))
+    for j in order:
+        blk = blocks[j][::-1] if rng.random() < 0.5 else blocks[j]
+        blk = blk.astype(np.float32).copy()
+        if blk.shape[0] > 2 * f:
+            ramp = np.linspace(0.0, 1.0, f, dtype=np.float32)
+            blk[:f] *= ramp
+            blk[-f:] *= ramp[::-1]
+        out.append(blk)
+    res = np.concatenate(out)[:n]
+    return res.astype(np.float32)

@@ -1,0 +1,164 @@
+"""Named models. A model is fully described by a JSON-able *spec*; the same spec is the remote model key,
+so an NDIF server rebuilds exactly the model the client names without asking a hub.
+
+kinds:
+  hub   - a Hugging Face id (+ revision); resolves through the normal HF cache (offline once downloaded)
+  path  - a local folder saved with `save_pretrained`
+  tiny  - a tiny random Qwen2-Audio built from a config in code (random weights: labelled so everywhere)
+  mini  - the embedded real small model (Whisper-base encoder + Gemma-3-270M + trained projector)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import SteerAudioError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: str
+    hub_id: str | None = None
+    revision: str | None = None
+    #: option scoring convention: "letters" (paper: label tokens A, B, C, ...) or "first-token"
+    scoring: str = "letters"
+    description: str = ""
+
+
+MODELS: dict[str, ModelEntry] = {
+    "qwen2-audio": ModelEntry(
+        "qwen2-audio", "hub", "Qwen/Qwen2-Audio-7B-Instruct", "main", "letters", "Qwen2-Audio-7B-Instruct"
+    ),
+    "r1-aqa": ModelEntry("r1-aqa", "hub", "mispeech/r1-aqa", "main", "letters", "R1-AQA (GRPO-tuned Qwen2-Audio)"),
+    "tiny": ModelEntry("tiny", "tiny", scoring="letters", description="tiny Qwen2-Audio, RANDOM weights"),
+    "mini": ModelEntry(
+        "mini", "mini", scoring="first-token", description="Whisper-base + Gemma-3-270M + trained projector"
+    ),
+}
+
+
+def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Turn a user's --model value into a spec: a registry name, a hub id (org/name) or a local folder."""
+    if name in MODELS:
+        e = MODELS[name]
+        spec: dict[str, Any] = {"name": e.name, "kind": e.kind, "scoring": e.scoring}
+        if e.kind == "hub":
+            spec |= {"hub_id": e.hub_id, "revision": revision or e.revision}
+        if e.kind == "tiny":
+            from .tiny import TINY_DEFAULT
+
+            spec |= {"tiny": {**TINY_DEFAULT, **extra.get("tiny", {})}}
+        if e.kind == "mini":
+            spec |= {"weights": extra.get("weights")}
+        return spec
+    if Path(name).expanduser().is_dir():
+        return {"name": str(Path(name).expanduser().resolve()), "kind": "path", "scoring": "letters"}
+    if "/" in name and not name.startswith((".", "/")):
+        return {"name": name, "kind": "hub", "hub_id": name, "revision": revision or "main", "scoring": "letters"}
+    raise SteerAudioError(
+        f"unknown model {name!r}: use one of {', '.join(MODELS)}, a Hugging Face id (org/name) or a local folder"
+    )
+
+
+def is_random(spec: dict[str, Any]) -> bool:
+    return spec["kind"] == "tiny"
+
+
+def _hub_source(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if spec["kind"] == "path":
+        return spec["name"], {"local_files_only": True}
+    return spec["hub_id"], {"revision": spec.get("revision")}
+
+
+def load_config(spec: dict[str, Any]) -> Any:
+    kind = spec["kind"]
+    if kind == "tiny":
+        from .tiny import build_config
+
+        return build_config(spec.get("tiny"))
+    if kind == "mini":
+        return build_module(spec, meta_ok=True).config
+    from transformers import AutoConfig
+
+    src, kw = _hub_source(spec)
+    try:
+        return AutoConfig.from_pretrained(src, **kw)
+    except OSError as e:
+        raise _missing_weights(spec, e) from e
+
+
+def build_module(
+    spec: dict[str, Any],
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    meta_ok: bool = False,
+) -> torch.nn.Module:
+    """Build the real module for a spec (weights loaded), in eval mode."""
+    kind = spec["kind"]
+    if kind == "tiny":
+        from .tiny import build_model
+
+        model = build_model(spec.get("tiny"), dtype=dtype)
+    elif kind == "mini":
+        try:
+            from .mini.assemble import load_mini
+        except ImportError as e:
+            raise SteerAudioError("the embedded model `mini` is not available in this installation") from e
+        model, _ = load_mini(weights=spec.get("weights"), dtype=dtype or torch.float32)
+    else:
+        from transformers import Qwen2AudioForConditionalGeneration
+
+        src, kw = _hub_source(spec)
+        try:
+            model = Qwen2AudioForConditionalGeneration.from_pretrained(src, dtype=dtype, **kw)
+        except OSError as e:
+            raise _missing_weights(spec, e) from e
+    if device is not None:
+        model = model.to(device)
+    return model.eval().requires_grad_(False)
+
+
+def build_meta_module(spec: dict[str, Any]) -> torch.nn.Module:
+    """The weightless skeleton (built under nnsight's MetaDevice by the wrapper)."""
+    kind = spec["kind"]
+    if kind in ("tiny", "mini"):
+        return build_module(spec)
+    from transformers import Qwen2AudioForConditionalGeneration
+
+    return Qwen2AudioForConditionalGeneration._from_config(load_config(spec)).eval()
+
+
+def load_processor(spec: dict[str, Any]) -> Any:
+    kind = spec["kind"]
+    if kind == "tiny":
+        from .tiny import build_processor
+
+        return build_processor(spec.get("tiny"))
+    if kind == "mini":
+        from .mini.assemble import load_mini_processor
+
+        return load_mini_processor()
+    from transformers import AutoProcessor
+
+    src, kw = _hub_source(spec)
+    try:
+        return AutoProcessor.from_pretrained(src, **kw)
+    except OSError as e:
+        raise _missing_weights(spec, e) from e
+
+
+def _missing_weights(spec: dict[str, Any], err: Exception) -> SteerAudioError:
+    where = spec.get("hub_id") or spec["name"]
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    return SteerAudioError(
+        f"cannot load {where!r} (revision {spec.get('revision')}): not in the Hugging Face cache"
+        + (" and HF_HUB_OFFLINE=1" if offline else "")
+        + f". Download it where a hub is reachable (`hf download {where}`) and copy the cache, "
+        f"or pass a local folder to --model. ({type(err).__name__})"
+    )

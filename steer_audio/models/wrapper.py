@@ -1,0 +1,70 @@
+"""The nnsight wrapper: one class for local and remote (NDIF) execution.
+
+`AudioLM` is a `Remotable`: its model key is the JSON spec of `registry`, so a server rebuilds the same model
+offline. Locally it wraps an already built module (no meta phase).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from nnsight.modeling.mixins.remotable import Remotable
+
+from . import registry
+
+
+class AudioLM(Remotable):
+    """nnsight wrapper around a `*ForConditionalGeneration` audio-language model."""
+
+    def __init__(self, *args: Any, spec: dict[str, Any], **kwargs: Any) -> None:
+        self.spec = spec
+        self.pad_token_id = int(kwargs.pop("pad_token_id", 0))
+        super().__init__(*args, **kwargs)
+
+    # -- building ---------------------------------------------------------------------------------------
+    def _load_meta(self, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        return registry.build_meta_module(self.spec)
+
+    def _load(self, *args: Any, dtype: Any = None, device: Any = None, **kwargs: Any) -> torch.nn.Module:
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype.replace("torch.", ""))
+        if isinstance(device, int):
+            device = f"cuda:{device}"
+        return registry.build_module(self.spec, dtype=dtype, device=device)
+
+    # -- remote identity --------------------------------------------------------------------------------
+    def _remoteable_model_key(self) -> str:
+        return json.dumps(self.spec, sort_keys=True)
+
+    @classmethod
+    def _remoteable_from_model_key(cls, model_key: str, **kwargs: Any) -> AudioLM:
+        return cls(spec=json.loads(model_key), **kwargs)
+
+    # -- batching of several invokes (left padding) -----------------------------------------------------
+    def _batch_size(self, *inputs: Any, **kwargs: Any) -> int:
+        ids = kwargs.get("input_ids")
+        return 0 if ids is None else int(ids.shape[0])
+
+    def _batch(self, invokes: list[tuple[tuple, dict]], fn: Any = None) -> tuple[tuple, dict]:
+        if len(invokes) == 1:
+            return invokes[0]
+        kws = [kw for _, kw in invokes]
+        width = max(kw["input_ids"].shape[1] for kw in kws)
+
+        def lpad(x: torch.Tensor, value: int) -> torch.Tensor:
+            return torch.nn.functional.pad(x, (width - x.shape[1], 0), value=value)
+
+        out: dict[str, Any] = {
+            "input_ids": torch.cat([lpad(k["input_ids"], self.pad_token_id) for k in kws]),
+            "attention_mask": torch.cat([lpad(k["attention_mask"], 0) for k in kws]),
+            "position_ids": torch.cat([lpad(k["position_ids"], 0) for k in kws]),
+        }
+        if all("input_features" in k for k in kws):
+            out["input_features"] = torch.cat([k["input_features"] for k in kws])
+            out["feature_attention_mask"] = torch.cat([k["feature_attention_mask"] for k in kws])
+        for key in kws[0]:
+            if key not in out:
+                out[key] = kws[0][key]
+        return (), out
