@@ -87,8 +87,12 @@ def capture_trace(
     audio_mask: torch.Tensor,
     cand: torch.Tensor,
     remote: bool | str = False,
+    readout_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Run one batch; returns per-row tensors: resid [N,L,d], z [N,L,H,dh], mass [N,L,H], cand_logits [N,O]."""
+    """Run one batch; returns per-row tensors: resid [N,L,d], z [N,L,H,dh], mass [N,L,H], cand_logits [N,O].
+
+    With `readout_ids`, also the final norm's weight and the lm_head rows of those tokens (what cached
+    steering needs to score options without the model; read inside the trace so it works remotely)."""
     kmasks = key_masks(model_inputs["attention_mask"], geom.windows)
     scalings = [float(m.scaling) for m in ev.attn_modules]
     softcaps = [getattr(m.config, "attn_logit_softcapping", None) for m in ev.attn_modules]
@@ -109,5 +113,8 @@ def capture_trace(
             "mass": torch.stack(mass, 1),
             "cand_logits": logits.float().gather(1, cand.to(logits.device)),
         }
+        if readout_ids is not None:
+            out["readout_w"] = ev.lm_head.weight[readout_ids.to(logits.device)]
+            out["readout_norm"] = ev.final_norm.weight
         out = out.save()
     return out

@@ -1,0 +1,138 @@
+"""Stage: examples -> capture cache. Batches of (audio, negative) pairs, one trace each; resumable."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.audio import AudioMissing, load_audio, negative
+from ..data.mmau import Example
+from ..data.prompts import candidate_ids
+from ..errors import SteerAudioError
+from ..models.loaded import LoadedModel
+from ..progress import bar
+from .cache import CaptureCache
+from .inputs import MAX_OPTIONS, encode
+from .trace import capture_trace, envoys
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(m: LoadedModel, data_sha: str | None, negative_kind: str, seed: int) -> dict[str, Any]:
+    return {
+        "model": m.spec,
+        "dtype": str(m.dtype).replace("torch.", ""),
+        "prompt": m.prompt.to_json(),
+        "data_sha256": data_sha,
+        "negative": negative_kind,
+        "negative_seed": seed,
+    }
+
+
+def _window_seconds(m: LoadedModel) -> float:
+    fe = m.processor.feature_extractor
+    return float(fe.n_samples) / float(fe.sampling_rate)
+
+
+def run_capture(
+    m: LoadedModel,
+    examples: list[Example],
+    out_dir: Path,
+    batch_size: int = 8,
+    negative_kind: str = "silence",
+    strict: bool = False,
+    data_sha: str | None = None,
+    seed: int = 0,
+) -> CaptureCache:
+    if batch_size < 1:
+        raise SteerAudioError("--batch-size must be at least 1")
+    cache = CaptureCache(out_dir)
+    cache.bind(cache_key(m, data_sha, negative_kind, seed))
+    todo = [e for e in examples if e.id not in cache.done]
+    ev = envoys(m.lm, m.arch, m.geom, m.name)
+    window = _window_seconds(m)
+    need_readout = not (Path(out_dir) / "readout.safetensors").exists()
+    readout_ids = sorted({t for e in examples for t in candidate_ids(m.processor.tokenizer, e, m.prompt)})
+    if todo:
+        log.info("capturing %d of %d examples (%d cached) in batches of %d", len(todo), len(examples), len(examples) - len(todo), batch_size)
+    with bar(len(todo), "capture") as p:
+        i = 0
+        while i < len(todo):
+            chunk, wavs = [], []
+            while i < len(todo) and len(chunk) < batch_size:
+                ex = todo[i]
+                i += 1
+                try:
+                    wavs.append(load_audio(ex.audio_path, ex.audio_array, max_seconds=window))
+                    chunk.append(ex)
+                except AudioMissing as err:
+                    if strict:
+                        raise
+                    log.warning("%s: %s (counted as missing)", ex.id, err)
+                    cache.add_missing(ex.id, str(err))
+                    p.advance(0, 1)
+            if not chunk:
+                continue
+            negs = [negative(w, negative_kind, seed=_neg_seed(seed, ex.id)) for w, ex in zip(wavs, chunk, strict=True)]
+            b = encode(m.processor, chunk, wavs, negs, m.prompt, m.geom.audio_token_id)
+            inputs = {k: v.to(m.device) if not m.remote else v for k, v in b.model_inputs.items()}
+            if not m.remote:
+                inputs = {k: (v.to(m.dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
+            ro = torch.tensor(readout_ids) if need_readout else None
+            dev = "cpu" if m.remote else m.device
+            out = capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
+            if need_readout:
+                cache.save_readout(readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind)
+                need_readout = False
+            cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
+            p.advance(0, len(chunk))
+    return cache
+
+
+def _neg_seed(seed: int, ex_id: str) -> int:
+    import zlib
+
+    return (seed * 1_000_003 + zlib.crc32(ex_id.encode())) & 0x7FFFFFFF
+
+
+def _rows(out: dict[str, torch.Tensor], b: Any, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    n = len(b.ids)
+    o = b.cand.shape[1]
+
+    def logits(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        full = torch.full((x.shape[0], MAX_OPTIONS), float("-inf"))
+        full[:, :o] = x.float().cpu().masked_fill(~valid, float("-inf"))
+        return full
+
+    cand = torch.full((n, MAX_OPTIONS), -1, dtype=torch.long)
+    cand[:, :o] = b.cand[:n].masked_fill(~b.cand_valid[:n], -1)
+    resid, z, mass = out["resid"].cpu(), out["z"].cpu(), out["mass"].cpu().float()
+    return {
+        "resid_a": resid[:n].to(dtype),
+        "resid_n": resid[n:].to(dtype),
+        "dz": (z[:n].float() - z[n:].float()).to(dtype),
+        "mass_a": mass[:n],
+        "mass_n": mass[n:],
+        "logits_a": logits(out["cand_logits"][:n], b.cand_valid[:n]),
+        "logits_n": logits(out["cand_logits"][n:], b.cand_valid[n:]),
+        "cand": cand,
+    }
+
+
+def _info(b: Any) -> list[dict[str, Any]]:
+    return [
+        {"n_options": int(b.cand_valid[i].sum()), "n_tokens": int(b.n_tokens[i]), "n_audio": int(b.n_audio[i])}
+        for i in range(len(b.ids))
+    ]
+
+
+def synth_wav(seconds: float, seed: int) -> np.ndarray:
+    """A deterministic test clip (tones + noise); for smoke runs and tests only."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    f = 200 + 800 * rng.random()
+    return (0.3 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(t.shape[0])).astype(np.float32)

@@ -1,0 +1,88 @@
+"""A loaded model: nnsight wrapper + processor + architecture facts, ready for capture and steering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..data.prompts import PromptSpec, prompt_spec
+from . import registry
+from .arch import ArchSpec, Geometry, arch_for, geometry, resolve
+from .wrapper import AudioLM
+
+
+@dataclass
+class LoadedModel:
+    spec: dict[str, Any]
+    lm: AudioLM
+    processor: Any
+    arch: ArchSpec
+    geom: Geometry
+    prompt: PromptSpec
+    device: str
+    dtype: torch.dtype
+    remote: bool | str
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    @property
+    def random_weights(self) -> bool:
+        return registry.is_random(self.spec)
+
+    def final_norm_eps(self) -> float:
+        mod = resolve(self.lm._module, self.arch.final_norm, self.name)
+        return float(getattr(mod, self.arch.norm_eps_attr))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "random_weights": self.random_weights,
+            "arch": self.arch.key,
+            "geometry": self.geom.__dict__,
+            "device": self.device,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "remote": self.remote if isinstance(self.remote, str) else bool(self.remote),
+            "prompt": self.prompt.to_json(),
+        }
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(
+    name: str,
+    device: str | None = None,
+    dtype: str | None = None,
+    remote: bool | str = False,
+    revision: str | None = None,
+    scoring: str | None = None,
+    **extra: Any,
+) -> LoadedModel:
+    spec = registry.resolve_spec(name, revision=revision, **extra)
+    device = device or default_device()
+    tdtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    processor = registry.load_processor(spec)
+    pad = processor.tokenizer.pad_token_id or 0
+    if remote:
+        lm = AudioLM(spec=spec, pad_token_id=pad)  # meta skeleton; the server holds the weights
+    else:
+        module = registry.build_module(spec, dtype=tdtype, device=device)
+        lm = AudioLM(module, spec=spec, pad_token_id=pad)
+    config = lm._module.config
+    arch = arch_for(config, spec["name"])
+    return LoadedModel(
+        spec=spec,
+        lm=lm,
+        processor=processor,
+        arch=arch,
+        geom=geometry(config, arch),
+        prompt=prompt_spec(scoring or spec.get("scoring", "letters")),
+        device=device,
+        dtype=tdtype,
+        remote=remote,
+    )

@@ -1,0 +1,132 @@
+"""Every captured quantity equals an independent plain-PyTorch reference (HF eager attention probabilities,
+forward hooks on decoder layers and o_proj inputs); batched with padding equals one at a time; resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from steer_audio.capture.cache import CaptureCache
+from steer_audio.capture.inputs import encode
+from steer_audio.capture.run import run_capture
+from steer_audio.data import mmau
+from steer_audio.data.audio import load_audio
+from steer_audio.errors import SteerAudioError
+
+
+def _reference(m, ex_list, wavs):
+    """Plain PyTorch: HF forward with output_attentions (eager) and forward hooks; one example at a time."""
+    module = m.lm._module
+    layers = module.model.language_model.layers
+    refs = []
+    for ex, wav in zip(ex_list, wavs, strict=True):
+        b = encode(m.processor, [ex], [wav], None, m.prompt, m.geom.audio_token_id)
+        resid, zin = {}, {}
+        hooks = []
+        for i, layer in enumerate(layers):
+            hooks.append(layer.register_forward_hook(lambda mod, a, o, i=i: resid.__setitem__(i, o[0, -1].clone())))
+            hooks.append(
+                layer.self_attn.o_proj.register_forward_pre_hook(lambda mod, a, i=i: zin.__setitem__(i, a[0][0, -1].clone()))
+            )
+        try:
+            with torch.no_grad():
+                inputs = {k: v for k, v in b.model_inputs.items() if k != "position_ids"}
+                out = module(**inputs, output_attentions=True, use_cache=False)
+        finally:
+            for h in hooks:
+                h.remove()
+        amask = b.audio_mask[0]
+        mass = torch.stack([att[0, :, -1, :][:, amask].sum(-1) for att in out.attentions])
+        logits = out.logits[0, -1, b.cand[0]]
+        L = len(layers)
+        refs.append(
+            {
+                "resid": torch.stack([resid[i] for i in range(L)]),
+                "z": torch.stack([zin[i] for i in range(L)]).reshape(L, m.geom.n_heads, m.geom.head_dim),
+                "mass": mass,
+                "logits": logits,
+            }
+        )
+    return refs
+
+
+def test_capture_matches_plain_pytorch_reference(tiny_eager, dataset_path, tmp_path):
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:5]
+    cache = run_capture(tiny_eager, exs, tmp_path / "cap", batch_size=3)
+    data = cache.load([e.id for e in exs])
+    wavs = [load_audio(e.audio_path) for e in exs]
+    refs = _reference(tiny_eager, exs, wavs)
+    for i, ref in enumerate(refs):
+        o = data.n_options[i]
+        torch.testing.assert_close(data["resid_a"][i], ref["resid"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(data["mass_a"][i], ref["mass"], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(data["logits_a"][i, :o], ref["logits"], atol=1e-5, rtol=1e-5)
+        assert torch.isinf(data["logits_a"][i, o:]).all()
+    # z of the silence pass: dz = z(x) - z(x0), so check against the silence reference too
+    refs_sil = _reference(tiny_eager, exs, [np.zeros_like(w) for w in wavs])
+    for i in range(len(exs)):
+        torch.testing.assert_close(data["dz"][i], refs[i]["z"] - refs_sil[i]["z"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(data["resid_n"][i], refs_sil[i]["resid"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(data["mass_n"][i], refs_sil[i]["mass"], atol=1e-6, rtol=1e-5)
+
+
+def test_audio_mass_is_a_fraction(tiny, dataset_path, tmp_path):
+    ds = mmau.load(dataset_path)
+    data = run_capture(tiny, ds.examples[:4], tmp_path / "c", batch_size=4).load()
+    m = data["mass_a"]
+    assert (m > 0).all() and (m < 1).all()
+
+
+def test_batched_equals_unbatched(tiny, dataset_path, tmp_path):
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:6]
+    a = run_capture(tiny, exs, tmp_path / "b1", batch_size=1).load([e.id for e in exs])
+    b = run_capture(tiny, exs, tmp_path / "b6", batch_size=6).load([e.id for e in exs])
+    for k in a.t:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
+
+
+def test_interrupted_capture_resumes_to_the_same_cache(tiny, dataset_path, tmp_path, monkeypatch):
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:6]
+    full = run_capture(tiny, exs, tmp_path / "full", batch_size=2).load([e.id for e in exs])
+
+    import steer_audio.capture.run as run_mod
+
+    calls = {"n": 0}
+    real = run_mod.capture_trace
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(run_mod, "capture_trace", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_capture(tiny, exs, tmp_path / "part", batch_size=2)
+    assert len(CaptureCache(tmp_path / "part").index["examples"]) == 2
+    monkeypatch.setattr(run_mod, "capture_trace", real)
+    resumed = run_capture(tiny, exs, tmp_path / "part", batch_size=2).load([e.id for e in exs])
+    for k in full.t:
+        torch.testing.assert_close(full[k], resumed[k], atol=0, rtol=0)
+
+
+def test_missing_audio_is_recorded_or_strict(tiny, dataset_path, tmp_path):
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:3]
+    exs[1].audio_path = tmp_path / "nope.wav"
+    cache = run_capture(tiny, exs, tmp_path / "m", batch_size=2)
+    assert list(cache.index["missing"]) == [exs[1].id]
+    assert set(cache.index["examples"]) == {exs[0].id, exs[2].id}
+    with pytest.raises(SteerAudioError, match="not found"):
+        run_capture(tiny, exs, tmp_path / "s", batch_size=2, strict=True)
+
+
+def test_cache_refuses_other_settings(tiny, dataset_path, tmp_path):
+    ds = mmau.load(dataset_path)
+    run_capture(tiny, ds.examples[:2], tmp_path / "x", batch_size=2)
+    with pytest.raises(SteerAudioError, match="different settings"):
+        run_capture(tiny, ds.examples[:2], tmp_path / "x", batch_size=2, negative_kind="noise")
