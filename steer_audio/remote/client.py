@@ -107,8 +107,11 @@ def resolve_remote(
     if url == LOCAL_SIMULATION:
         return RemoteTarget(url, None)
     if key is None:
-        logger.info("no %s set: requests to %s carry no API key (fine for a server without a key database)",
-                    ENV_API_KEY, url)
+        logger.info(
+            "no %s set: requests to %s carry no API key (fine for a server without a key database)",
+            ENV_API_KEY,
+            url,
+        )
     return RemoteTarget(url, key)
 
 

@@ -48,8 +48,12 @@ class CPUModelDeployment(BaseModelDeployment):
         kwargs: dict[str, Any] = {k: v for k, v in self.kwargs.items() if k != "trust_remote_code"}
         model = Remotable.from_model_key(self.model_key, dispatch=True, dtype=self.dtype_name, **kwargs)
         model._module.requires_grad_(False)
-        logger.info("loaded %s on CPU (dtype %s, %d torch threads)", self.model_key, self.dtype_name,
-                    torch.get_num_threads())
+        logger.info(
+            "loaded %s on CPU (dtype %s, %d torch threads)",
+            self.model_key,
+            self.dtype_name,
+            torch.get_num_threads(),
+        )
         return model
 
     async def to_cache(self) -> None:

@@ -72,7 +72,6 @@ def head_level_logits(
     prefix = {k: (v[:, :-1] if k in ("input_ids", "attention_mask", "position_ids") else v) for k, v in inputs.items()}
     with lm.trace(**prefix, use_cache=True):
         kv = lm.output.cache.save()
-    n_prefix = inputs["input_ids"].shape[1] - 1
     step = {
         "input_ids": inputs["input_ids"][:, -1:],
         "attention_mask": inputs["attention_mask"],
@@ -85,7 +84,7 @@ def head_level_logits(
                 x = ev.o_proj[layer].input
                 x[:, -1] += (a * deltas[layer]).to(x.device, x.dtype)
             logits = ev.lm_head.output[:, -1].save()
-        kv.crop(n_prefix)
+        kv.crop(-1)  # drop the decoded position t again (transformers 5: negative = tokens to remove)
         out.append(_gather(logits.cpu(), cand))
     return torch.stack(out)
 

