@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Stop everything start.sh started: SIGTERM to each recorded process group, then, after 10 s, SIGKILL to every
+# process still in each recorded session (Ray workers get their own process groups but stay in the session of
+# the `ray start` leader). Finally delete the network namespace. Never matches processes by name.
+# Usage: deploy/ndif/stop.sh [--keep-netns]
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=deploy/ndif/env.sh
+source "$HERE/env.sh"
+log() { echo "[ndif-stop] $*" >&2; }
+
+PIDS="$NDIF_STATE_DIR/pids"
+sessions=()
+# API first (it holds Ray client connections), then Ray, then the stores.
+for name in api ray s3 redis; do
+  f="$PIDS/$name"
+  [ -f "$f" ] || continue
+  sid=$(cat "$f")
+  sessions+=("$sid")
+  if kill -0 "$sid" 2>/dev/null; then
+    log "SIGTERM process group $sid ($name)"
+    kill -TERM -- "-$sid" 2>/dev/null || true
+  fi
+done
+
+members() {  # PIDs whose session id is $1
+  ps -e -o pid=,sid= | awk -v s="$1" '$2 == s { print $1 }'
+}
+
+if [ ${#sessions[@]} -gt 0 ]; then
+  for _ in $(seq 10); do
+    left=0
+    for sid in "${sessions[@]}"; do [ -n "$(members "$sid")" ] && left=1; done
+    [ $left = 0 ] && break
+    sleep 1
+  done
+  for sid in "${sessions[@]}"; do
+    # shellcheck disable=SC2046
+    for pid in $(members "$sid"); do
+      log "SIGKILL straggler $pid (session $sid)"
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+  done
+fi
+rm -f "$PIDS"/*
+
+if [ "${1:-}" != "--keep-netns" ] && ip netns list | grep -qw "$NDIF_NETNS"; then
+  ip netns del "$NDIF_NETNS"
+  log "deleted netns $NDIF_NETNS"
+fi
+log "stopped"
