@@ -167,6 +167,7 @@ def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
     gdata = _pkg_data(GEMMA_PKG, GEMMA_DIST)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.tmp-", dir=cache.parent))
+    os.chmod(tmp, 0o755)
     try:
         # Whisper-base (CTranslate2) -> HF Whisper (encoder + decoder)
         parts = [d / f for d, f in zip(wdata, WHISPER_PART_FILES, strict=True)]
@@ -306,9 +307,7 @@ def mini_config(cache: Path, vocab_size: int, audio_token_id: int) -> object:
     return Qwen2AudioConfig(audio_config=audio_cfg, text_config=gcfg, audio_token_index=audio_token_id)
 
 
-def build_mini(
-    cache_dir: Path | None = None, attn_implementation: str = "sdpa"
-) -> tuple[object, object]:
+def build_mini(cache_dir: Path | None = None, attn_implementation: str = "sdpa") -> tuple[object, object]:
     """The assembled model with an untrained (zero) projector, and its processor."""
     from safetensors.torch import load_file
     from transformers import Qwen2AudioForConditionalGeneration
@@ -324,7 +323,9 @@ def build_mini(
 
     wsd = load_file(str(cache / WHISPER_WEIGHTS))
     enc = {k: v.float() for k, v in convert.whisper_encoder_only(wsd).items()}
-    enc["embed_positions.weight"] = enc["embed_positions.weight"][: cfg.audio_config.max_source_positions].clone()
+    enc["embed_positions.weight"] = enc["embed_positions.weight"][
+        : cfg.audio_config.max_source_positions
+    ].clone()
     missing, unexpected = model.model.audio_tower.load_state_dict(enc, strict=False)
     if unexpected or [m for m in missing if "avg_pooler" not in m]:
         raise MiniSetupError(f"audio tower keys do not match: missing={missing} unexpected={unexpected}")
@@ -363,7 +364,9 @@ def load_trained_weights(model: object, path: Path) -> dict[str, str]:
                     raise MiniSetupError(f"{path.name}: unknown parameter {k}")
                 t = f.get_tensor(k)
                 if t.shape != params[k].shape:
-                    raise MiniSetupError(f"{path.name}: shape of {k} is {tuple(t.shape)}, expected {tuple(params[k].shape)}")
+                    raise MiniSetupError(
+                        f"{path.name}: shape of {k} is {tuple(t.shape)}, expected {tuple(params[k].shape)}"
+                    )
                 params[k].copy_(t.to(params[k].dtype))
     return meta
 

@@ -262,7 +262,9 @@ def build_gemma_tokenizer_object(
     )
     added = []
     for tok, typ in zip(tokens, types, strict=True):
-        if typ == GGUF_TOKEN_CONTROL or (typ == GGUF_TOKEN_USER_DEFINED and tok.startswith("<") and tok.endswith(">")):
+        if typ == GGUF_TOKEN_CONTROL or (
+            typ == GGUF_TOKEN_USER_DEFINED and tok.startswith("<") and tok.endswith(">")
+        ):
             added.append(AddedToken(tok, special=True, normalized=False))
     tk.add_special_tokens(added)
     bos = tokens[specials.get("bos", 2)]
@@ -303,7 +305,9 @@ def load_gemma_gguf(gguf_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     )
     cfg = lm.config.to_dict()
     prefix = "model."
-    sd = {k[len(prefix) :]: v.detach().contiguous() for k, v in lm.state_dict().items() if k.startswith(prefix)}
+    sd = {
+        k[len(prefix) :]: v.detach().contiguous() for k, v in lm.state_dict().items() if k.startswith(prefix)
+    }
     if "embed_tokens.weight" not in sd:
         raise ConversionError("GGUF Gemma state dict has no embed_tokens.weight")
     return sd, cfg
