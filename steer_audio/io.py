@@ -85,7 +85,9 @@ def read_jsonl(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def save_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 

@@ -25,9 +25,15 @@ def _reference(m, ex_list, wavs):
         resid, zin = {}, {}
         hooks = []
         for i, layer in enumerate(layers):
-            hooks.append(layer.register_forward_hook(lambda mod, a, o, i=i: resid.__setitem__(i, o[0, -1].clone())))
             hooks.append(
-                layer.self_attn.o_proj.register_forward_pre_hook(lambda mod, a, i=i: zin.__setitem__(i, a[0][0, -1].clone()))
+                layer.register_forward_hook(
+                    lambda mod, a, o, i=i, resid=resid: resid.__setitem__(i, o[0, -1].clone())
+                )
+            )
+            hooks.append(
+                layer.self_attn.o_proj.register_forward_pre_hook(
+                    lambda mod, a, i=i, zin=zin: zin.__setitem__(i, a[0][0, -1].clone())
+                )
             )
         try:
             with torch.no_grad():

@@ -95,7 +95,10 @@ def test_head_level_one_head_changes_only_its_slice(tiny, dataset_path, tmp_path
     x0, y0 = o_in(None)
     x1, y1 = o_in(2.0 * deltas[layer])
     diff = (x1 - x0)[:, -1]
-    assert torch.count_nonzero(diff[:, : head * dh]) == 0 and torch.count_nonzero(diff[:, (head + 1) * dh :]) == 0
+    assert (
+        torch.count_nonzero(diff[:, : head * dh]) == 0
+        and torch.count_nonzero(diff[:, (head + 1) * dh :]) == 0
+    )
     torch.testing.assert_close(diff[:, head * dh : (head + 1) * dh], 2.0 * data["dz"][:, layer, head])
     # the residual moves by alpha * W_O[:, h] dz^{l,h} (Eq. 8)
     w_o = tiny.lm._module.model.language_model.layers[layer].self_attn.o_proj.weight
@@ -108,7 +111,11 @@ def test_head_level_prefix_reuse_equals_full_forward(tiny, dataset_path, tmp_pat
     ev = envoys(tiny.lm, tiny.arch, tiny.geom, tiny.name)
     deltas = forward.head_delta(data["dz"], list(HS.heads), tiny.geom.n_layers)
     alphas = [0.0, 2.0, 5.0]
-    fast = forward.head_level_logits(tiny.lm, ev, b.model_inputs, data["cand"], deltas, alphas, reuse_prefix=True)
-    slow = forward.head_level_logits(tiny.lm, ev, b.model_inputs, data["cand"], deltas, alphas, reuse_prefix=False)
+    fast = forward.head_level_logits(
+        tiny.lm, ev, b.model_inputs, data["cand"], deltas, alphas, reuse_prefix=True
+    )
+    slow = forward.head_level_logits(
+        tiny.lm, ev, b.model_inputs, data["cand"], deltas, alphas, reuse_prefix=False
+    )
     torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(fast[0], data["logits_a"], atol=2e-5, rtol=1e-4)

@@ -38,9 +38,13 @@ class CaptureData:
         pos = {i: k for k, i in enumerate(self.ids)}
         missing = [i for i in ids if i not in pos]
         if missing:
-            raise SteerAudioError(f"{len(missing)} example(s) are not in the capture cache, e.g. {missing[:3]}")
+            raise SteerAudioError(
+                f"{len(missing)} example(s) are not in the capture cache, e.g. {missing[:3]}"
+            )
         idx = torch.tensor([pos[i] for i in ids], dtype=torch.long)
-        return CaptureData(list(ids), {k: v[idx] for k, v in self.t.items()}, [self.n_options[pos[i]] for i in ids])
+        return CaptureData(
+            list(ids), {k: v[idx] for k, v in self.t.items()}, [self.n_options[pos[i]] for i in ids]
+        )
 
 
 class CaptureCache:
@@ -85,7 +89,9 @@ class CaptureCache:
     def flush(self) -> None:
         write_json(self.index_path, self.index)
 
-    def save_readout(self, token_ids: list[int], w: torch.Tensor, norm: torch.Tensor, eps: float, kind: str) -> None:
+    def save_readout(
+        self, token_ids: list[int], w: torch.Tensor, norm: torch.Tensor, eps: float, kind: str
+    ) -> None:
         save_tensors(
             self.root / READOUT,
             {"token_ids": torch.tensor(token_ids), "w": w.float(), "norm": norm.float()},
@@ -106,7 +112,9 @@ class CaptureCache:
                 rows[f].append(shards[e["shard"]][f][e["row"]])
         if not ids:
             raise SteerAudioError(f"the capture cache {self.root} holds none of the requested examples")
-        return CaptureData(ids, {f: torch.stack(v) for f, v in rows.items()}, [ex[i]["n_options"] for i in ids])
+        return CaptureData(
+            ids, {f: torch.stack(v) for f, v in rows.items()}, [ex[i]["n_options"] for i in ids]
+        )
 
     def readout(self) -> Readout:
         from safetensors import safe_open

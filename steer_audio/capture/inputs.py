@@ -72,7 +72,11 @@ def encode(
         cand[i, : len(c)] = torch.tensor(c)
         valid[i, : len(c)] = True
     mask = enc["attention_mask"]
-    model_inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "input_features", "feature_attention_mask")}
+    model_inputs = {
+        k: v
+        for k, v in enc.items()
+        if k in ("input_ids", "attention_mask", "input_features", "feature_attention_mask")
+    }
     model_inputs["position_ids"] = position_ids(mask)
     audio_mask = ids == audio_token_id
     return Batch(

@@ -58,7 +58,13 @@ def run_capture(
     need_readout = not (Path(out_dir) / "readout.safetensors").exists()
     readout_ids = sorted({t for e in examples for t in candidate_ids(m.processor.tokenizer, e, m.prompt)})
     if todo:
-        log.info("capturing %d of %d examples (%d cached) in batches of %d", len(todo), len(examples), len(examples) - len(todo), batch_size)
+        log.info(
+            "capturing %d of %d examples (%d cached) in batches of %d",
+            len(todo),
+            len(examples),
+            len(examples) - len(todo),
+            batch_size,
+        )
     with bar(len(todo), "capture") as p:
         i = 0
         while i < len(todo):
@@ -77,7 +83,10 @@ def run_capture(
                     p.advance(0, 1)
             if not chunk:
                 continue
-            negs = [negative(w, negative_kind, seed=_neg_seed(seed, ex.id)) for w, ex in zip(wavs, chunk, strict=True)]
+            negs = [
+                negative(w, negative_kind, seed=_neg_seed(seed, ex.id))
+                for w, ex in zip(wavs, chunk, strict=True)
+            ]
             b = encode(m.processor, chunk, wavs, negs, m.prompt, m.geom.audio_token_id)
             inputs = {k: v.to(m.device) if not m.remote else v for k, v in b.model_inputs.items()}
             if not m.remote:
@@ -86,7 +95,9 @@ def run_capture(
             dev = "cpu" if m.remote else m.device
             out = capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
             if need_readout:
-                cache.save_readout(readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind)
+                cache.save_readout(
+                    readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind
+                )
                 need_readout = False
             cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
             p.advance(0, len(chunk))
@@ -125,7 +136,11 @@ def _rows(out: dict[str, torch.Tensor], b: Any, dtype: torch.dtype) -> dict[str,
 
 def _info(b: Any) -> list[dict[str, Any]]:
     return [
-        {"n_options": int(b.cand_valid[i].sum()), "n_tokens": int(b.n_tokens[i]), "n_audio": int(b.n_audio[i])}
+        {
+            "n_options": int(b.cand_valid[i].sum()),
+            "n_tokens": int(b.n_tokens[i]),
+            "n_audio": int(b.n_audio[i]),
+        }
         for i in range(len(b.ids))
     ]
 

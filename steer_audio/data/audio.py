@@ -39,7 +39,9 @@ def load_audio(path: Path | None, array: np.ndarray | None = None, max_seconds: 
         raise AudioMissing(f"audio {path} is empty")
     limit = int(max_seconds * SR)
     if wav.shape[0] > limit:
-        log.warning("audio %s is %.1f s long: cut to the model's %.0f s window", path, wav.shape[0] / SR, max_seconds)
+        log.warning(
+            "audio %s is %.1f s long: cut to the model's %.0f s window", path, wav.shape[0] / SR, max_seconds
+        )
         wav = wav[:limit]
     return wav.astype(np.float32, copy=False)
 
@@ -57,7 +59,9 @@ def negative(wav: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     raise SteerAudioError(f"unknown negative {kind!r}: use one of {', '.join(NEGATIVES)}")
 
 
-def block_shuffle(wav: np.ndarray, rng: np.random.Generator, block_s: float = 0.040, fade_s: float = 0.005) -> np.ndarray:
+def block_shuffle(
+    wav: np.ndarray, rng: np.random.Generator, block_s: float = 0.040, fade_s: float = 0.005
+) -> np.ndarray:
     """Cut into 40 ms blocks, permute, reverse some, short cross-fades: keeps loudness and spectrum only."""
     b = max(1, int(block_s * SR))
     n = wav.shape[0]

@@ -62,7 +62,9 @@ def _example(raw: dict[str, Any], pos: int, audio_root: Path | None) -> Example:
     ans = str(raw["answer"]).strip()
     correct = frozenset(i for i, c in enumerate(ch) if c == ans)
     if not correct:
-        raise SteerAudioError(f"item {raw['id']}: answer {raw['answer']!r} is not among its choices {list(ch)}")
+        raise SteerAudioError(
+            f"item {raw['id']}: answer {raw['answer']!r} is not among its choices {list(ch)}"
+        )
     extra = {k: v for k, v in raw.items() if k not in ("id", "question", "choices", "answer", "audio_id")}
     for k, v in list(extra.items()):
         if isinstance(v, list) and len(v) == 1 and isinstance(v[0], str):

@@ -74,10 +74,14 @@ def single_token(tokenizer: Any, text: str, what: str) -> int:
 def candidate_ids(tokenizer: Any, ex: Example, ps: PromptSpec) -> list[int]:
     """The token whose next-token logit scores each option, in option order."""
     if ps.scoring == "letters":
-        return [single_token(tokenizer, ps.label_prefix + LETTERS[i], "label") for i in range(len(ex.choices))]
+        return [
+            single_token(tokenizer, ps.label_prefix + LETTERS[i], "label") for i in range(len(ex.choices))
+        ]
     ids = [int(tokenizer.encode(c, add_special_tokens=False)[0]) for c in ex.choices]
     dup = {t for t in ids if ids.count(t) > 1}
     if dup:
         clash = [c for c, t in zip(ex.choices, ids, strict=True) if t in dup]
-        raise SteerAudioError(f"item {ex.id}: options {clash} share a first token; first-token scoring cannot tell them apart")
+        raise SteerAudioError(
+            f"item {ex.id}: options {clash} share a first token; first-token scoring cannot tell them apart"
+        )
     return ids

@@ -74,7 +74,9 @@ class HeadSet:
 def select(r: np.ndarray, k: int, ranking: str = "abs") -> HeadSet:
     n_layers, n_heads = r.shape
     if not 1 <= k <= n_layers * n_heads:
-        raise SteerAudioError(f"K={k} is outside 1..{n_layers * n_heads} (the model has {n_layers * n_heads} heads)")
+        raise SteerAudioError(
+            f"K={k} is outside 1..{n_layers * n_heads} (the model has {n_layers * n_heads} heads)"
+        )
     key = np.abs(r) if ranking == "abs" else r if ranking == "signed" else None
     if key is None:
         raise SteerAudioError(f"unknown ranking {ranking!r}: use abs or signed")
@@ -112,17 +114,27 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
 
 
 def check_auc(
-    mass_eval: np.ndarray, c_eval: np.ndarray, r: np.ndarray, hs: HeadSet, draws: int, seed: int, normalise: bool
+    mass_eval: np.ndarray,
+    c_eval: np.ndarray,
+    r: np.ndarray,
+    hs: HeadSet,
+    draws: int,
+    seed: int,
+    normalise: bool,
 ) -> dict[str, Any]:
     spec_auc = auc(listening_score(mass_eval, hs, normalise), c_eval)
     rng = np.random.default_rng(seed)
-    rand = np.array([auc(listening_score(mass_eval, random_heads(r, hs.k, rng), normalise), c_eval) for _ in range(draws)])
+    rand = np.array(
+        [auc(listening_score(mass_eval, random_heads(r, hs.k, rng), normalise), c_eval) for _ in range(draws)]
+    )
     finite = rand[np.isfinite(rand)]
     return {
         "auc_specialists": spec_auc,
         "auc_random_mean": float(finite.mean()) if finite.size else None,
         "auc_random_sd": float(finite.std(ddof=1)) if finite.size > 1 else None,
-        "auc_random_q05_q50_q95": [float(q) for q in np.quantile(finite, [0.05, 0.5, 0.95])] if finite.size else None,
+        "auc_random_q05_q50_q95": [float(q) for q in np.quantile(finite, [0.05, 0.5, 0.95])]
+        if finite.size
+        else None,
         "percentile_vs_random": float((finite < spec_auc).mean() * 100) if finite.size else None,
         "draws": draws,
         "seed": seed,

@@ -65,7 +65,9 @@ def load(
 ) -> LoadedModel:
     spec = registry.resolve_spec(name, revision=revision, **extra)
     device = device or default_device()
-    tdtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    tdtype = (
+        getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    )
     processor = registry.load_processor(spec)
     pad = processor.tokenizer.pad_token_id or 0
     if remote:

@@ -35,7 +35,9 @@ MODELS: dict[str, ModelEntry] = {
     "qwen2-audio": ModelEntry(
         "qwen2-audio", "hub", "Qwen/Qwen2-Audio-7B-Instruct", "main", "letters", "Qwen2-Audio-7B-Instruct"
     ),
-    "r1-aqa": ModelEntry("r1-aqa", "hub", "mispeech/r1-aqa", "main", "letters", "R1-AQA (GRPO-tuned Qwen2-Audio)"),
+    "r1-aqa": ModelEntry(
+        "r1-aqa", "hub", "mispeech/r1-aqa", "main", "letters", "R1-AQA (GRPO-tuned Qwen2-Audio)"
+    ),
     "tiny": ModelEntry("tiny", "tiny", scoring="letters", description="tiny Qwen2-Audio, RANDOM weights"),
     "mini": ModelEntry(
         "mini", "mini", scoring="first-token", description="Whisper-base + Gemma-3-270M + trained projector"
@@ -60,7 +62,13 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
     if Path(name).expanduser().is_dir():
         return {"name": str(Path(name).expanduser().resolve()), "kind": "path", "scoring": "letters"}
     if "/" in name and not name.startswith((".", "/")):
-        return {"name": name, "kind": "hub", "hub_id": name, "revision": revision or "main", "scoring": "letters"}
+        return {
+            "name": name,
+            "kind": "hub",
+            "hub_id": name,
+            "revision": revision or "main",
+            "scoring": "letters",
+        }
     raise SteerAudioError(
         f"unknown model {name!r}: use one of {', '.join(MODELS)}, a Hugging Face id (org/name) or a local folder"
     )

@@ -25,7 +25,7 @@ TINY_DEFAULT: dict[str, Any] = {
     "seed": 0,
     "n_layers": 4,
     "hidden": 64,
-    "heads": 4,
+    "heads": 8,
     "kv_heads": 2,
     "window_s": 4,
     "n_mels": 128,
@@ -84,7 +84,9 @@ def build_config(spec: dict[str, Any] | None = None) -> Qwen2AudioConfig:
     return cfg
 
 
-def build_model(spec: dict[str, Any] | None = None, dtype: torch.dtype | None = None) -> Qwen2AudioForConditionalGeneration:
+def build_model(
+    spec: dict[str, Any] | None = None, dtype: torch.dtype | None = None
+) -> Qwen2AudioForConditionalGeneration:
     s = {**TINY_DEFAULT, **(spec or {})}
     cpu_rng = torch.random.get_rng_state()
     try:

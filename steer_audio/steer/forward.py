@@ -28,7 +28,11 @@ def head_delta(dz: torch.Tensor, heads: list[tuple[int, int]], n_layers: int) ->
 
 def _gather(logits: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
     valid = cand >= 0
-    return logits.float().gather(1, cand.clamp(min=0).to(logits.device)).masked_fill(~valid.to(logits.device), float("-inf"))
+    return (
+        logits.float()
+        .gather(1, cand.clamp(min=0).to(logits.device))
+        .masked_fill(~valid.to(logits.device), float("-inf"))
+    )
 
 
 def forward_logits(
@@ -68,8 +72,13 @@ def head_level_logits(
 ) -> torch.Tensor:
     """Candidate logits [A, N, O] under head-level steering for every alpha."""
     if not reuse_prefix or remote:
-        return torch.stack([forward_logits(lm, ev, inputs, cand, _scaled(deltas, a), remote=remote) for a in alphas])
-    prefix = {k: (v[:, :-1] if k in ("input_ids", "attention_mask", "position_ids") else v) for k, v in inputs.items()}
+        return torch.stack(
+            [forward_logits(lm, ev, inputs, cand, _scaled(deltas, a), remote=remote) for a in alphas]
+        )
+    prefix = {
+        k: (v[:, :-1] if k in ("input_ids", "attention_mask", "position_ids") else v)
+        for k, v in inputs.items()
+    }
     with lm.trace(**prefix, use_cache=True):
         kv = lm.output.cache.save()
     step = {

@@ -1,0 +1,1 @@
+"""Benchmarks generated offline (listen-bench)."""

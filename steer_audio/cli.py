@@ -1,0 +1,331 @@
+"""The `steer-audio` command line: one command per stage plus `run` for a whole recipe.
+
+stdout carries results and the run directory; logs and progress bars go to stderr."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import SteerAudioError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Find audio-specialist heads and steer audio-language models to listen.",
+)
+log = logging.getLogger("steer_audio")
+
+# -- shared options, defined once ----------------------------------------------------------------------------
+Model = Annotated[
+    str, typer.Option("--model", "-m", help="qwen2-audio | r1-aqa | mini | tiny | a HF id | a local folder")
+]
+Data = Annotated[
+    str, typer.Option("--data", help="mmau | mmau-v1 | demo | an MMAU-format JSON | a local datasets copy")
+]
+AudioRoot = Annotated[
+    Path | None, typer.Option("--audio-root", help="folder holding the clips (audio_id is resolved under it)")
+]
+Calib = Annotated[
+    str | None, typer.Option("--calib", help="a separate labelled MMAU-format file used as D_cal")
+]
+CalibFraction = Annotated[
+    float | None,
+    typer.Option("--calib-fraction", help="carve this seeded, domain-stratified part of --data as D_cal"),
+]
+Seed = Annotated[
+    int, typer.Option("--seed", help="seed for the split carve, negatives and random-head draws")
+]
+K = Annotated[int, typer.Option("--k", help="number of specialist heads")]
+Out = Annotated[Path | None, typer.Option("--out", help="run directory (rerun with the same one to resume)")]
+Batch = Annotated[
+    int, typer.Option("--batch-size", help="examples per trace (each gives an audio and a negative row)")
+]
+Negative = Annotated[str, typer.Option("--negative", help="silence | noise | shuffle")]
+Device = Annotated[
+    str | None, typer.Option("--device", help="cpu | cuda | cuda:N (default: cuda if available)")
+]
+Dtype = Annotated[
+    str | None,
+    typer.Option("--dtype", help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)"),
+]
+Remote = Annotated[
+    str | None,
+    typer.Option(
+        "--remote",
+        envvar="NDIF_HOST",
+        help="NDIF server URL (or 'local' for nnsight's in-process round trip)",
+    ),
+]
+Strict = Annotated[bool, typer.Option("--strict", help="stop at the first missing or unreadable audio file")]
+Limit = Annotated[
+    int | None, typer.Option("--limit", help="use at most N calibration and N evaluation items (smoke runs)")
+]
+Ranking = Annotated[str, typer.Option("--ranking", help="abs (by |r|, default) | signed")]
+Revision = Annotated[str | None, typer.Option("--revision", help="hub revision of the model")]
+
+
+def _default_out(stage: str, model: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stage}-{Path(model).name}-{stamp}"
+
+
+def _data(data: str, out: Path) -> str:
+    if data == "demo":
+        from .data.demo import write_demo
+
+        return str(write_demo(out / "demo-data"))
+    return data
+
+
+def _fail(e: Exception) -> None:
+    from .progress import stderr
+
+    stderr.print(f"[bold red]error:[/] {e}")
+    raise typer.Exit(1)
+
+
+def _print_table(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(file=sys.stdout)
+    random = summary["model"]["random_weights"]
+    if "table" in summary:
+        t = Table(
+            title=f"{summary['model']['spec']['name']}{' (RANDOM WEIGHTS)' if random else ''}: evaluation split, alpha chosen on calibration"
+        )
+        for c in ("method", "accuracy %", "gain pp", "McNemar p", "alpha", "layer/K"):
+            t.add_column(c)
+        for r in summary["table"]:
+            mc = r.get("mcnemar_vs_baseline")
+            t.add_row(
+                r["method"],
+                f"{100 * r['accuracy']:.2f}",
+                f"{r.get('gain_pp', 0):+.2f}",
+                f"{mc['p_value']:.3g}" if mc else "",
+                str(r.get("alpha", "")),
+                str(r.get("layer", r.get("K", ""))),
+            )
+        con.print(t)
+    d = summary["discovery"]
+    t = Table(title=f"top specialists (K={d['k']}, ranking {d['ranking']})")
+    t.add_column("rank")
+    t.add_column("head")
+    for i, h in enumerate(d["heads"][:10]):
+        t.add_row(str(i + 1), h)
+    con.print(t)
+    ci = d["check_i_auc"]
+    con.print(
+        f"listening score AUC {ci['auc_specialists']:.3f} vs random heads {ci['auc_random_mean']:.3f} (percentile {ci['percentile_vs_random']:.0f}); "
+        f"flip mean {d['check_ii_flips']['mean_flip']} vs non-flip {d['check_ii_flips']['mean_nonflip']} (p={d['check_ii_flips']['p_greater']})"
+    )
+    con.print(f"run directory: {summary['run_dir']}")
+
+
+def _execute(stage: str, **kw) -> None:
+    from .evaluate.run import EvalConfig
+    from .pipeline import Plan, execute
+    from .progress import setup_logging
+
+    setup_logging()
+    try:
+        out = kw.pop("out") or _default_out(stage, kw["model"])
+        plan = Plan(
+            data=_data(kw.pop("data"), out),
+            audio_root=kw.pop("audio_root"),
+            calib=kw.pop("calib"),
+            calib_fraction=kw.pop("calib_fraction"),
+            seed=kw["seed"],
+            limit=kw.pop("limit"),
+        )
+        cfg = kw.pop("cfg", None) or EvalConfig()
+        cfg.k, cfg.ranking, cfg.seed = kw.pop("k"), kw.pop("ranking"), kw.pop("seed")
+        remote = kw.pop("remote")
+        summary = execute(stage, kw.pop("model"), plan, out, cfg, remote=(remote or False), **kw)
+    except SteerAudioError as e:
+        _fail(e)
+        return
+    _print_table(summary)
+
+
+@app.command()
+def discover(
+    model: Model = "tiny",
+    data: Data = "demo",
+    audio_root: AudioRoot = None,
+    calib: Calib = None,
+    calib_fraction: CalibFraction = None,
+    seed: Seed = 0,
+    k: K = 20,
+    ranking: Ranking = "abs",
+    out: Out = None,
+    batch_size: Batch = 8,
+    negative: Negative = "silence",
+    device: Device = None,
+    dtype: Dtype = None,
+    remote: Remote = None,
+    strict: Strict = False,
+    limit: Limit = None,
+    revision: Revision = None,
+    draws: Annotated[int, typer.Option(help="random-head draws for the AUC check")] = 100,
+) -> None:
+    """Capture both passes, score every head, pick the specialists and validate the listening score."""
+    from .evaluate.run import EvalConfig
+
+    cfg = EvalConfig(methods=["baseline"], draws=draws)
+    _execute(
+        "discover",
+        model=model,
+        data=data,
+        audio_root=audio_root,
+        calib=calib,
+        calib_fraction=calib_fraction,
+        seed=seed,
+        k=k,
+        ranking=ranking,
+        out=out,
+        batch_size=batch_size,
+        negative=negative,
+        device=device,
+        dtype=dtype,
+        remote=remote,
+        strict=strict,
+        limit=limit,
+        revision=revision,
+        cfg=cfg,
+    )
+
+
+def _parse_alpha(alpha: str) -> float | None:
+    if alpha == "auto":
+        return None
+    try:
+        return float(alpha)
+    except ValueError:
+        raise typer.BadParameter(f"--alpha must be a number or 'auto', got {alpha!r}") from None
+
+
+@app.command()
+def evaluate(
+    model: Model = "tiny",
+    data: Data = "demo",
+    audio_root: AudioRoot = None,
+    calib: Calib = None,
+    calib_fraction: CalibFraction = None,
+    seed: Seed = 0,
+    k: K = 20,
+    ranking: Ranking = "abs",
+    out: Out = None,
+    batch_size: Batch = 8,
+    negative: Negative = "silence",
+    device: Device = None,
+    dtype: Dtype = None,
+    remote: Remote = None,
+    strict: Strict = False,
+    limit: Limit = None,
+    revision: Revision = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            help="baseline | head-guided | single-layer | random-layer | head-level | aad | contrastive-options (repeatable; default all)",
+        ),
+    ] = None,
+    heads: Annotated[
+        str, typer.Option(help="specialist | random (the head set of head-guided)")
+    ] = "specialist",
+    alpha: Annotated[
+        str, typer.Option(help="a value, or 'auto' = chosen on calibration over --grid")
+    ] = "auto",
+    grid: Annotated[
+        str, typer.Option(help="comma-separated alpha grid for 'auto'")
+    ] = "0,0.5,1,2,3,4,5,6,7,8,10",
+    k_sweep: Annotated[str, typer.Option(help="comma-separated K values for Tables 3-4")] = "10,20,30",
+    seeds: Annotated[int, typer.Option(help="random-head seeds for the matched controls")] = 10,
+    from_run: Annotated[Path | None, typer.Option("--from", help="reuse this run's capture cache")] = None,
+    controls: Annotated[bool, typer.Option(help="direction controls beside head-guided")] = True,
+) -> None:
+    """Every method of Tables 1-4 and Figure 2, alpha chosen on calibration; report + predictions."""
+    from .evaluate.run import DEFAULT_GRID, METHODS, EvalConfig
+
+    try:
+        g = [float(x) for x in grid.split(",") if x.strip()] if grid else list(DEFAULT_GRID)
+        ks = [int(x) for x in k_sweep.split(",") if x.strip()]
+    except ValueError:
+        _fail(
+            SteerAudioError(f"--grid and --k-sweep take comma-separated numbers, got {grid!r} / {k_sweep!r}")
+        )
+        return
+    methods = list(method) if method else list(METHODS)
+    if "baseline" not in methods:
+        methods.insert(0, "baseline")
+    cfg = EvalConfig(
+        methods=methods,
+        heads=heads,
+        alpha=_parse_alpha(alpha),
+        grid=g,
+        k_sweep=ks,
+        seeds=seeds,
+        controls=controls,
+        batch_size=batch_size,
+    )
+    _execute(
+        "evaluate",
+        model=model,
+        data=data,
+        audio_root=audio_root,
+        calib=calib,
+        calib_fraction=calib_fraction,
+        seed=seed,
+        k=k,
+        ranking=ranking,
+        out=out,
+        batch_size=batch_size,
+        negative=negative,
+        device=device,
+        dtype=dtype,
+        remote=remote,
+        strict=strict,
+        limit=limit,
+        revision=revision,
+        cfg=cfg,
+        from_run=from_run,
+    )
+
+
+@app.command()
+def run(recipe: Annotated[Path, typer.Argument(help="a recipes/*.toml file")], out: Out = None) -> None:
+    """Run a whole recipe (one published table or figure)."""
+    from .recipes import load_recipe
+
+    try:
+        r = load_recipe(recipe)
+    except SteerAudioError as e:
+        _fail(e)
+        return
+    evaluate(**r.cli_kwargs(out or _default_out(r.name, r.model)))
+
+
+def _register_extras() -> None:
+    try:
+        from . import cli_mini
+    except ImportError:
+        return
+    cli_mini.register(app)
+
+
+_register_extras()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

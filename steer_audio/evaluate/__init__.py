@@ -1,0 +1,1 @@
+"""Stage: methods x alpha (chosen on calibration) -> predictions, accuracy, statistics."""

@@ -1,0 +1,242 @@
+"""Whole-pipeline orchestration shared by the CLI and recipes: data -> splits -> capture -> discover ->
+evaluate -> report. Each stage is a function in its own sub-package; this module only wires them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .capture.cache import CaptureCache
+from .capture.run import cache_key, run_capture
+from .data import mmau
+from .data.audio import NEGATIVES
+from .data.prompts import LETTERS
+from .errors import SteerAudioError
+from .evaluate.mmau_score import official_accuracy
+from .evaluate.run import EvalConfig, Evaluator
+from .io import (
+    META,
+    MMAU_PREDICTIONS,
+    PREDICTIONS,
+    REPORT,
+    SPLITS,
+    SUMMARY,
+    read_json,
+    write_json,
+    write_jsonl,
+    write_text,
+)
+from .models import loaded
+from .provenance import base_meta
+
+log = logging.getLogger(__name__)
+
+DATA_ALIASES = {"mmau": "mmau-test-mini.json", "mmau-v1": "mmau-test-mini-v1.json"}
+
+
+def data_path(name: str) -> Path:
+    if name in DATA_ALIASES:
+        return Path(str(resources.files("steer_audio") / "assets" / "mmau" / DATA_ALIASES[name]))
+    return Path(name)
+
+
+@dataclass
+class Plan:
+    data: str
+    audio_root: Path | None
+    calib: str | None = None
+    calib_fraction: float | None = None
+    calib_split: str | None = None
+    eval_split: str | None = None
+    seed: int = 0
+    limit: int | None = None
+
+
+def splits(plan: Plan) -> tuple[mmau.Dataset, list[mmau.Example], list[mmau.Example], dict[str, Any]]:
+    ds = mmau.load(data_path(plan.data), plan.audio_root)
+    exs = ds.examples
+    if plan.calib:
+        cal_ds = mmau.load(data_path(plan.calib), plan.audio_root)
+        calib, evals = cal_ds.examples, exs
+        how = {
+            "how": f"calibration file {plan.calib} (sha256 {cal_ds.sha256})",
+            "calib_sha256": cal_ds.sha256,
+        }
+    elif plan.calib_split or plan.eval_split or any("condition" in e.extra for e in exs[:1]):
+        cs, es = plan.calib_split or "calib", plan.eval_split or "test"
+        calib, evals = mmau.by_split_field(exs, cs, es)
+        how = {"how": f"the file's `split` field: calibration = {cs!r}, evaluation = {es!r}"}
+    else:
+        frac = plan.calib_fraction if plan.calib_fraction is not None else 0.2
+        calib, evals = mmau.carve(exs, frac, plan.seed)
+        how = {
+            "how": f"seeded stratified carve: {frac:.0%} of the file by domain (seed {plan.seed}) for calibration; evaluation on the rest"
+        }
+    if plan.limit:
+        calib, evals = calib[: plan.limit], evals[: plan.limit]
+    mmau.check_disjoint(calib, evals)
+    how |= {"calib_ids": [e.id for e in calib], "eval_ids": [e.id for e in evals], "seed": plan.seed}
+    return ds, calib, evals, how
+
+
+def check_from(run: Path, key: dict[str, Any]) -> Path:
+    """Reuse another run's capture cache, refusing one made with another model or data file."""
+    idx = run / "capture" / "capture_index.json"
+    if not idx.exists():
+        raise SteerAudioError(f"--from {run}: no capture cache there ({idx} missing)")
+    old = read_json(idx)["key"]
+    if old.get("model") != key["model"]:
+        raise SteerAudioError(
+            f"--from {run} was made with model {old.get('model', {}).get('name')!r}, not {key['model']['name']!r}"
+        )
+    if old.get("data_sha256") != key["data_sha256"]:
+        raise SteerAudioError(
+            f"--from {run} was made with data sha256 {old.get('data_sha256')} but this data file has {key['data_sha256']}"
+        )
+    return run / "capture"
+
+
+def execute(
+    stage: str,
+    model: str,
+    plan: Plan,
+    out: Path,
+    cfg: EvalConfig,
+    negative: str = "silence",
+    device: str | None = None,
+    dtype: str | None = None,
+    remote: bool | str = False,
+    batch_size: int = 8,
+    strict: bool = False,
+    from_run: Path | None = None,
+    revision: str | None = None,
+) -> dict[str, Any]:
+    if negative not in NEGATIVES:
+        raise SteerAudioError(f"unknown negative {negative!r}: use one of {', '.join(NEGATIVES)}")
+    ds, calib, evals, split_info = splits(plan)
+    m = loaded.load(model, device=device, dtype=dtype, remote=remote, revision=revision)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SPLITS, split_info)
+    key = cache_key(m, ds.sha256, negative, plan.seed)
+    cap_dir = check_from(from_run, key) if from_run else out / "capture"
+    meta = base_meta(
+        stage,
+        model=m.describe(),
+        data={
+            "source": ds.source,
+            "sha256": ds.sha256,
+            "audio_root": ds.audio_root,
+            "n_items": len(ds.examples),
+        },
+        negative=negative,
+        seeds={"split": plan.seed, "eval": cfg.seed},
+        capture_dir=str(cap_dir),
+        label_tokens=_label_tokens(m),
+    )
+    write_json(out / META, meta)
+    cache = run_capture(m, calib + evals, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
+    ev = Evaluator(cache, calib, evals, cfg, model=m)
+    disc = ev.run()
+    _write_discovery(out, ev, disc, m)
+    summary: dict[str, Any] = {
+        "model": m.describe(),
+        "data": meta["data"],
+        "negative": negative,
+        "label_tokens": meta["label_tokens"],
+        "splits": {
+            "how": split_info["how"],
+            "n_calib": len(calib),
+            "n_eval": len(evals),
+            "n_eval_missing": len(ev.ev_missing),
+            "n_calib_missing": len(calib) - len(ev.cal_ex),
+        },
+        "config": {**cfg.__dict__, "alphas": cfg.alphas},
+        "discovery": disc.summary,
+        "run_dir": str(out),
+    }
+    if stage == "evaluate":
+        summary["table"] = ev.table()
+        summary["k_sweep"] = ev.extra.get("k_sweep")
+        summary["official_scorer"] = _write_predictions(out, ev, ds)
+        _write_report(out, summary, ev, disc)
+    write_json(out / SUMMARY, summary)
+    return summary
+
+
+def _label_tokens(m: loaded.LoadedModel) -> Any:
+    if m.prompt.scoring == "letters":
+        tok = m.processor.tokenizer
+        return {L: tok.encode(m.prompt.label_prefix + L, add_special_tokens=False) for L in LETTERS[:8]}
+    return "first token of each option text (per item)"
+
+
+def _write_discovery(out: Path, ev: Evaluator, disc: Any, m: loaded.LoadedModel) -> None:
+    from .discover import run as drun
+    from .report import plots
+
+    drun.write(disc, out, ev.dc, ev.de, ev.ev_ex)
+    title = f"{m.name}{' (RANDOM WEIGHTS)' if m.random_weights else ''}: r per head, top-{disc.heads.k} boxed"
+    plots.heatmap(disc.r, list(disc.heads.heads), out / "heads_r.png", title)
+
+
+def _write_predictions(out: Path, ev: Evaluator, ds: mmau.Dataset) -> dict[str, Any]:
+    rows = []
+    official: dict[str, Any] = {}
+    raw_by_id = {e.id: e for e in ds.examples}
+    for r in ev.results:
+        pred_by_id = {e.id: int(p) for e, p in zip(ev.ev_ex, r.pred, strict=True)}
+        items = []
+        for e in ev.ev_ex + ev.ev_missing:
+            p = pred_by_id.get(e.id)
+            correct = p is not None and p in e.correct
+            rows.append(
+                {
+                    "id": e.id,
+                    "method": r.name,
+                    "alpha": r.params.get("alpha"),
+                    "layer": r.params.get("layer"),
+                    "label": LETTERS[p] if p is not None else None,
+                    "choice": e.choices[p] if p is not None else None,
+                    "correct": correct,
+                    "domain": e.domain,
+                }
+            )
+            src = raw_by_id[e.id]
+            item = {
+                "id": e.id,
+                "question": src.question,
+                "choices": list(src.choices),
+                "answer": src.answer,
+                **src.extra,
+            }
+            if p is not None:
+                item["model_output"] = e.choices[p]
+            items.append(item)
+        acc, flags = official_accuracy(items)
+        ours = [row["correct"] for row in rows[-len(items) :]]
+        official[r.name] = {
+            "accuracy": acc,
+            "mismatched_items": [it["id"] for it, a, b in zip(items, flags, ours, strict=True) if a != b],
+        }
+        if r.name in ("baseline", "head-guided"):
+            write_json(out / MMAU_PREDICTIONS.replace(".json", f".{r.name}.json"), items)
+    write_jsonl(out / PREDICTIONS, rows)
+    return official
+
+
+def _write_report(out: Path, summary: dict[str, Any], ev: Evaluator, disc: Any) -> None:
+    from .report import markdown, plots
+
+    name = summary["model"]["spec"]["name"] + (
+        " (RANDOM WEIGHTS)" if summary["model"]["random_weights"] else ""
+    )
+    plots.alpha_curves(summary["table"], out / "alpha_curve.png", f"{name}: accuracy vs alpha on calibration")
+    plots.domain_bars(summary["table"], out / "domains.png", f"{name}: accuracy by domain (evaluation split)")
+    write_text(out / REPORT, markdown.render(summary))
+
+
+def load_cache(run: Path) -> CaptureCache:
+    return CaptureCache(run / "capture")

@@ -1,0 +1,79 @@
+"""Recipes: declarative TOML files (strict schema) naming the model, data and settings of one result."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import SteerAudioError
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    reproduces: str
+    model: str = "tiny"
+    data: str = "demo"
+    audio_root: str | None = None
+    calib: str | None = None
+    calib_fraction: float | None = None
+    seed: int = 0
+    k: int = 20
+    k_sweep: list[int] = [10, 20, 30]
+    seeds: int = 10
+    method: list[str] | None = None
+    heads: str = "specialist"
+    alpha: str = "auto"
+    grid: list[float] = [0, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 10]
+    negative: str = "silence"
+    batch_size: int = 8
+    limit: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+    def cli_kwargs(self, out: Path) -> dict[str, Any]:
+        return dict(
+            model=self.model,
+            data=self.data,
+            audio_root=Path(self.audio_root) if self.audio_root else None,
+            calib=self.calib,
+            calib_fraction=self.calib_fraction,
+            seed=self.seed,
+            k=self.k,
+            ranking="abs",
+            out=out,
+            batch_size=self.batch_size,
+            negative=self.negative,
+            device=self.device,
+            dtype=self.dtype,
+            remote=None,
+            strict=False,
+            limit=self.limit,
+            revision=None,
+            method=self.method,
+            heads=self.heads,
+            alpha=self.alpha,
+            grid=",".join(str(g) for g in self.grid),
+            k_sweep=",".join(str(k) for k in self.k_sweep),
+            seeds=self.seeds,
+            from_run=None,
+            controls=True,
+        )
+
+
+def load_recipe(path: Path) -> Recipe:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as e:
+        raise SteerAudioError(f"recipe not found: {path}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise SteerAudioError(f"recipe {path} is not valid TOML: {e}") from e
+    try:
+        return Recipe(**raw)
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise SteerAudioError(f"recipe {path}: {msgs}") from e

@@ -1,0 +1,1 @@
+"""Stage: results -> Markdown report in the paper's layout and PNG figures."""

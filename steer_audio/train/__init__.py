@@ -1,0 +1,1 @@
+"""Training of mini's trained parts."""

@@ -1,0 +1,534 @@
+"""Train mini's projector on listen-bench (CPU-friendly, seeded, resumable).
+
+The audio encoder is frozen, so its outputs are computed once per clip and cached (safetensors).
+Each step samples training rows: with probability ``no_hint`` the question has no hint; otherwise the
+hint names the right answer with probability ``p`` (the text-prior reliability knob) and a wrong one
+otherwise; a ``silence`` share of rows uses the all-zero twin, whose target is the hinted choice (so
+digital silence is in distribution and means "fall back to the text"). The loss is cross-entropy of the
+answer's first token (full vocabulary) at the final prompt position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from steer_audio.bench import listen_bench as lb
+from steer_audio.models.mini import assemble
+
+log = logging.getLogger(__name__)
+
+ENCODER_CACHE = "encoder_cache.safetensors"
+CHECKPOINT = "checkpoint.safetensors"
+STATE = "state.json"
+PROJECTOR_PREFIX = "model.multi_modal_projector."
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    p: float = 0.9  # probability that a hint names the right answer
+    no_hint: float = 0.5  # share of audio rows without a hint
+    silence: float = 0.1  # share of rows with the all-zero twin (target: the hinted choice)
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 2e-3
+    warmup: int = 10
+    seed: int = 0
+    checkpoint_every: int = 25
+    eval_every: int = 100
+    eval_items: int = 40  # calibration base items per probe (neutral + misleading)
+    threads: int = 2
+
+
+class TrainError(RuntimeError):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# encoder cache
+
+
+def _load_wave(data_dir: Path, audio_id: str) -> np.ndarray:
+    import soundfile as sf
+
+    y, sr = sf.read(str(data_dir / audio_id), dtype="float32")
+    if sr != assemble.SAMPLING_RATE:
+        raise TrainError(f"{audio_id}: {sr} Hz, expected {assemble.SAMPLING_RATE}")
+    return np.asarray(y, dtype=np.float32)
+
+
+def encode_audio(model: object, processor: object, waves: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    """Audio-tower outputs (before the projector), one [n_audio_tokens, d_model] tensor per wave.
+
+    Mirrors ``Qwen2AudioModel.forward``: same features, lengths and bidirectional mask.
+    """
+    from transformers.masking_utils import create_bidirectional_mask
+
+    fe = processor.feature_extractor  # type: ignore[attr-defined]
+    feats = fe(
+        list(waves),
+        sampling_rate=assemble.SAMPLING_RATE,
+        return_attention_mask=True,
+        padding="max_length",
+        return_tensors="pt",
+    )
+    x, fmask = feats["input_features"], feats["attention_mask"]
+    tower = model.model.audio_tower  # type: ignore[attr-defined]
+    feat_len, out_len = tower._get_feat_extract_output_lengths(fmask.sum(-1))
+    max_len = (x.shape[-1] - 2) // 2 + 1
+    mask2d = (torch.arange(max_len)[None, :] < feat_len[:, None]).long()
+    dummy = torch.zeros(x.shape[0], max_len, 1, dtype=x.dtype)
+    amask = create_bidirectional_mask(config=tower.config, inputs_embeds=dummy, attention_mask=mask2d)
+    with torch.no_grad():
+        h = tower(x.to(tower.conv1.weight.dtype), attention_mask=amask).last_hidden_state
+    return [h[i, : int(out_len[i])].float().clone() for i in range(h.shape[0])]
+
+
+def build_encoder_cache(
+    model: object,
+    processor: object,
+    data_dir: Path,
+    rows: Sequence[dict],
+    path: Path,
+    batch: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Encode every distinct clip of ``rows`` once (silence twins: once per length); cache to ``path``."""
+    from safetensors.torch import load_file, save_file
+
+    cache: dict[str, torch.Tensor] = load_file(str(path)) if path.is_file() else {}
+    todo: dict[str, str] = {}
+    for r in rows:
+        key = _audio_key(data_dir, r)
+        if key not in cache and key not in todo:
+            todo[key] = r["audio_id"]
+    keys = list(todo)
+    for i in range(0, len(keys), batch):
+        chunk = keys[i : i + batch]
+        waves = [_load_wave(data_dir, todo[k]) for k in chunk]
+        for k, h in zip(chunk, encode_audio(model, processor, waves), strict=True):
+            cache[k] = h
+        if progress is not None:
+            progress(min(i + batch, len(keys)), len(keys))
+        if (i // batch) % 25 == 24 or i + batch >= len(keys):
+            tmp = path.with_name(path.name + ".tmp")
+            save_file(cache, str(tmp))
+            tmp.replace(path)
+    return cache
+
+
+def _audio_key(data_dir: Path, row: dict) -> str:
+    if row["condition"] == "silence":
+        import soundfile as sf
+
+        return f"silence-{sf.info(str(data_dir / row['audio_id'])).frames}"
+    return row["audio_id"]
+
+
+# ----------------------------------------------------------------------------------------------
+# the language-model pass on cached audio features
+
+
+class PromptCache:
+    """Token ids of each row's prompt (chat template, audio expanded), and its choices' first tokens."""
+
+    def __init__(self, processor: object) -> None:
+        self.proc = processor
+        self.tok = processor.tokenizer  # type: ignore[attr-defined]
+        self._ids: dict[tuple[str, int], list[int]] = {}
+
+    def ids(self, row: dict, n_audio: int) -> list[int]:
+        key = (row["id"], n_audio)
+        if key not in self._ids:
+            text = self.proc.apply_chat_template(  # type: ignore[attr-defined]
+                lb.conversation(row), add_generation_prompt=True, tokenize=False
+            )
+            text = text.replace(assemble.AUDIO_TOKEN, assemble.AUDIO_TOKEN * n_audio)
+            self._ids[key] = list(self.tok(text)["input_ids"])
+        return self._ids[key]
+
+    def choice_ids(self, row: dict) -> list[int]:
+        return lb.choice_token_ids(self.tok, row["choices"])
+
+
+def last_logits(model: object, ids: Sequence[Sequence[int]], feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Logits at the final position ([batch, vocab]) from token ids and cached audio-tower outputs."""
+    m = model.model  # type: ignore[attr-defined]
+    audio_id = model.config.audio_token_id  # type: ignore[attr-defined]
+    width = max(len(x) for x in ids)
+    pad = 0
+    inp = torch.full((len(ids), width), pad, dtype=torch.long)
+    att = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        inp[i, width - len(x) :] = torch.tensor(x)
+        att[i, width - len(x) :] = 1
+    emb = m.language_model.get_input_embeddings()(inp)
+    proj = m.multi_modal_projector(torch.cat(list(feats), 0).to(emb.dtype))
+    mask = (inp == audio_id).unsqueeze(-1)
+    if int(mask.sum()) != proj.shape[0]:
+        raise TrainError(f"{int(mask.sum())} audio tokens but {proj.shape[0]} audio features")
+    emb = emb.masked_scatter(mask, proj)
+    h = m.language_model(inputs_embeds=emb, attention_mask=att).last_hidden_state[:, -1]
+    return model.lm_head(h)  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------------------------
+# sampling and evaluation
+
+
+def _index(rows: Sequence[dict]) -> dict[str, dict[str, dict]]:
+    by: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        by.setdefault(r["twin_of"], {})[r["condition"]] = r
+    return by
+
+
+def sample_batch(twins: list[dict[str, dict]], cfg: TrainConfig, step: int) -> list[tuple[dict, str]]:
+    """Rows and their target choice for one step (deterministic in (seed, step))."""
+    rng = np.random.default_rng([cfg.seed, step])
+    out = []
+    for _ in range(cfg.batch_size):
+        tw = twins[int(rng.integers(0, len(twins)))]
+        u = rng.random()
+        if u < cfg.silence:
+            row = (
+                tw["silence"]
+                if rng.random() < 0.5
+                else {
+                    **tw["consistent"],
+                    "audio_id": tw["silence"]["audio_id"],
+                    "condition": "silence",
+                    "id": tw["consistent"]["id"],
+                }
+            )
+            out.append((row, row["prior_choice"]))
+        elif rng.random() < cfg.no_hint:
+            out.append((tw["neutral"], tw["neutral"]["answer"]))
+        elif rng.random() < cfg.p:
+            out.append((tw["consistent"], tw["consistent"]["answer"]))
+        else:
+            out.append((tw["misleading"], tw["misleading"]["answer"]))
+    return out
+
+
+def predict(
+    model: object,
+    prompts: PromptCache,
+    feats: dict[str, torch.Tensor],
+    data_dir: Path,
+    rows: Sequence[dict],
+    batch: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """First-token predictions for rows: one dict per row with the choice scores and the prediction."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            fs = [feats[_audio_key(data_dir, r)] for r in chunk]
+            ids = [prompts.ids(r, f.shape[0]) for r, f in zip(chunk, fs, strict=True)]
+            logits = last_logits(model, ids, fs)
+            logp = torch.log_softmax(logits.float(), -1)
+            for r, lp in zip(chunk, logp, strict=True):
+                cids = prompts.choice_ids(r)
+                scores = [float(lp[c]) for c in cids]
+                pred = r["choices"][int(np.argmax(scores))]
+                out.append(
+                    {
+                        "id": r["id"],
+                        "condition": r["condition"],
+                        "task": r["task"],
+                        "template": r["template"],
+                        "answer": r["answer"],
+                        "prior_choice": r["prior_choice"],
+                        "prediction": pred,
+                        "correct": pred == r["answer"],
+                        "followed_prior": None if r["prior_choice"] is None else pred == r["prior_choice"],
+                        "choice_logprobs": scores,
+                    }
+                )
+            if progress is not None:
+                progress(min(i + batch, len(rows)), len(rows))
+    return out
+
+
+def summarize(preds: Sequence[dict], by: str | None = None) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[dict]] = {}
+    for p in preds:
+        key = p["condition"] if by is None else f"{p['condition']}/{p[by]}"
+        groups.setdefault(key, []).append(p)
+    out = {}
+    for k, g in sorted(groups.items()):
+        fol = [p["followed_prior"] for p in g if p["followed_prior"] is not None]
+        out[k] = {
+            "n": len(g),
+            "accuracy": sum(p["correct"] for p in g) / len(g),
+            "prior_follow": (sum(fol) / len(fol)) if fol else float("nan"),
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+
+
+def _save_checkpoint(out: Path, model: object, opt: torch.optim.Optimizer, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().clone() for k, v in _projector_params(model).items()}
+    for k, p in _projector_params(model).items():
+        st = opt.state.get(p, {})
+        for name in ("exp_avg", "exp_avg_sq"):
+            if name in st:
+                tensors[f"adam.{name}.{k}"] = st[name].clone()
+    tmp = out / (CHECKPOINT + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(out / CHECKPOINT)
+    tmpj = out / (STATE + ".tmp")
+    tmpj.write_text(json.dumps(state, indent=1) + "\n")
+    tmpj.replace(out / STATE)
+
+
+def _projector_params(model: object) -> dict[str, torch.nn.Parameter]:
+    return {k: p for k, p in model.named_parameters() if k.startswith(PROJECTOR_PREFIX)}  # type: ignore[attr-defined]
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def train(
+    data_dir: Path,
+    out: Path,
+    cfg: TrainConfig,
+    resume: bool = False,
+    cache_dir: Path | None = None,
+    console: object | None = None,
+) -> dict:
+    """Train the projector; write ``projector.safetensors`` and ``recipe.json`` into ``out``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from safetensors.torch import load_file, save_file
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    con = console if console is not None else Console(stderr=True)
+    data_dir, out = Path(data_dir), Path(out)
+    if not (data_dir / lb.DATA_JSON).is_file():
+        raise TrainError(f"no {lb.DATA_JSON} in {data_dir}; run `steer-audio bench --out {data_dir}`")
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / STATE
+    if state_path.is_file() and not resume:
+        raise TrainError(f"{out} already holds a training run; pass --resume or choose another --out")
+    rows = lb.load_items(data_dir)
+    train_rows = [r for r in rows if r["split"] == "train"]
+    twins = [t for _, t in sorted(_index(train_rows).items())]
+    calib = [r for r in rows if r["split"] == "calib" and r["condition"] in ("neutral", "misleading")]
+    calib_ids = sorted({r["twin_of"] for r in calib})[: cfg.eval_items]
+    calib = [r for r in calib if r["twin_of"] in set(calib_ids)]
+    if not twins:
+        raise TrainError("the data set has no training items")
+
+    model, processor = assemble.build_mini(cache_dir)
+    params = _projector_params(model)
+    for p in params.values():
+        p.requires_grad_(True)
+        # small random init so that the first audio embeddings are not all equal
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(cfg.seed)
+        w = params[PROJECTOR_PREFIX + "linear.weight"]
+        w.copy_(torch.randn(w.shape, generator=g) * 0.02)
+    opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
+    state: dict = {
+        "step": 0,
+        "config": asdict(cfg),
+        "history": [],
+        "data_sha256": lb.dataset_sha256(data_dir),
+    }
+    if resume and state_path.is_file():
+        prev = json.loads(state_path.read_text())
+        if prev["config"] != asdict(cfg):
+            raise TrainError("--resume with a different configuration than the saved run")
+        if prev.get("data_sha256") != state["data_sha256"]:
+            raise TrainError("--resume with a different data set than the saved run")
+        ck = load_file(str(out / CHECKPOINT))
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(ck[k])
+        # rebuild Adam moments
+        for k, p in params.items():
+            if f"adam.exp_avg.{k}" in ck:
+                opt.state[p] = {
+                    "step": torch.tensor(float(prev["step"])),
+                    "exp_avg": ck[f"adam.exp_avg.{k}"],
+                    "exp_avg_sq": ck[f"adam.exp_avg_sq.{k}"],
+                }
+        state = prev
+        log.info("resuming at step %d", state["step"])
+
+    prog = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=con,
+    )
+    t0 = time.time()
+    with prog:
+        enc_task = prog.add_task("encoding clips", total=None, info="")
+        feats = build_encoder_cache(
+            model,
+            processor,
+            data_dir,
+            train_rows + calib,
+            out / ENCODER_CACHE,
+            progress=lambda k, n: prog.update(enc_task, completed=k, total=n),
+        )
+        t_enc = time.time() - t0
+        prompts = PromptCache(processor)
+        _check_equivalence(model, processor, prompts, feats, data_dir, calib[0])
+        task = prog.add_task("training", total=cfg.steps, completed=state["step"], info="")
+        model.train(False)
+        while state["step"] < cfg.steps:
+            step = state["step"]
+            batch = sample_batch(twins, cfg, step)
+            fs = [feats[_audio_key(data_dir, r)] for r, _ in batch]
+            ids = [prompts.ids(r, f.shape[0]) for (r, _), f in zip(batch, fs, strict=True)]
+            targets = torch.tensor([prompts.choice_ids(r)[r["choices"].index(t)] for r, t in batch])
+            for gp in opt.param_groups:
+                gp["lr"] = _lr(cfg, step)
+            logits = last_logits(model, ids, fs)
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state["step"] = step + 1
+            state.setdefault("losses", []).append(round(float(loss), 4))
+            prog.update(task, completed=state["step"], info=f"loss {float(loss):.3f}")
+            if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
+                s = summarize(predict(model, prompts, feats, data_dir, calib))
+                state["history"].append(
+                    {"step": state["step"], "calib": s, "elapsed_s": round(time.time() - t0, 1)}
+                )
+                con.print(
+                    f"step {state['step']}: "
+                    + ", ".join(
+                        f"{k} acc {v['accuracy']:.2f} follow {v['prior_follow']:.2f}" for k, v in s.items()
+                    )
+                )
+            if state["step"] % cfg.checkpoint_every == 0 or state["step"] == cfg.steps:
+                _save_checkpoint(out, model, opt, state)
+    final = {k: v.detach().clone().contiguous() for k, v in params.items()}
+    recipe = {
+        "model": "mini (Whisper-base encoder + Gemma-3-270M in Qwen2AudioForConditionalGeneration)",
+        "trained": sorted(final),
+        "config": asdict(cfg),
+        "data_sha256": state["data_sha256"],
+        "data_generator": lb.GENERATOR_VERSION,
+        "train_base_items": len(twins),
+        "encode_seconds": round(t_enc, 1),
+        "seconds": round(time.time() - t0, 1),
+        "history": state["history"],
+        "final_loss_mean_last20": float(np.mean(state.get("losses", [float("nan")])[-20:])),
+    }
+    tmp = out / (assemble.PROJECTOR_FILE + ".tmp")
+    save_file(final, str(tmp), metadata={"recipe": "recipe.json"})
+    tmp.replace(out / assemble.PROJECTOR_FILE)
+    (out / (assemble.RECIPE_FILE + ".tmp")).write_text(json.dumps(recipe, indent=1) + "\n")
+    (out / (assemble.RECIPE_FILE + ".tmp")).replace(out / assemble.RECIPE_FILE)
+    recipe["projector_sha256"] = _sha256(out / assemble.PROJECTOR_FILE)
+    return recipe
+
+
+def _check_equivalence(
+    model: object,
+    processor: object,
+    prompts: PromptCache,
+    feats: dict[str, torch.Tensor],
+    data_dir: Path,
+    row: dict,
+) -> None:
+    """The cached-feature path must reproduce the real model's forward (last-position logits)."""
+    wave = _load_wave(data_dir, row["audio_id"])
+    text = processor.apply_chat_template(lb.conversation(row), add_generation_prompt=True, tokenize=False)  # type: ignore[attr-defined]
+    inputs = processor(text=text, audio=[wave], sampling_rate=assemble.SAMPLING_RATE, return_tensors="pt")  # type: ignore[operator]
+    with torch.no_grad():
+        ref = assemble.last_position_logits(model, **inputs)
+        f = feats[_audio_key(data_dir, row)]
+        ids = prompts.ids(row, f.shape[0])
+        if ids != inputs["input_ids"][0].tolist():
+            raise TrainError("prompt ids differ from the processor's")
+        mine = last_logits(model, [ids], [f])
+    diff = float((ref - mine).abs().max())
+    if diff > 1e-3:
+        raise TrainError(f"cached-feature forward differs from the model forward by {diff}")
+    log.info("cached-feature path matches the model forward (max |diff| %.2e)", diff)
+
+
+def evaluate(
+    data_dir: Path,
+    weights: Path,
+    split: str = "test",
+    cache_dir: Path | None = None,
+    work: Path | None = None,
+    threads: int = 2,
+    console: object | None = None,
+) -> tuple[list[dict], dict]:
+    """First-token predictions of a trained mini on one split (all four conditions)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    torch.set_num_threads(threads)
+    con = console if console is not None else Console(stderr=True)
+    rows = lb.load_items(Path(data_dir), split=split)
+    model, processor = assemble.build_mini(cache_dir)
+    assemble.load_trained_weights(model, Path(weights))
+    work = Path(work) if work is not None else Path(data_dir)
+    prompts = PromptCache(processor)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=con,
+    ) as prog:
+        t1 = prog.add_task(f"encoding {split}", total=None)
+        feats = build_encoder_cache(
+            model,
+            processor,
+            Path(data_dir),
+            rows,
+            work / f"encoder_cache_{split}.safetensors",
+            progress=lambda k, n: prog.update(t1, completed=k, total=n),
+        )
+        t2 = prog.add_task(f"scoring {split}", total=len(rows))
+        preds = predict(
+            model, prompts, feats, Path(data_dir), rows, progress=lambda k, n: prog.update(t2, completed=k)
+        )
+    summary = {
+        "by_condition": summarize(preds),
+        "by_task": summarize(preds, "task"),
+        "by_template": summarize(preds, "template"),
+    }
+    return preds, summary

@@ -1,0 +1,145 @@
+"""Integration: the real self-hosted NDIF stack (redis, moto S3, Ray, NDIF API) in a loopback-only network
+namespace, started and stopped by the project's own scripts (deploy/ndif/). Remote runs on the tiny model must
+give artifacts identical to the local run. Opt-in (``-m ndif``), root only, and the test process itself must
+run inside the namespace: use ``scripts/test_ndif.sh``, which sets that up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from steer_audio.capture.inputs import encode
+from steer_audio.capture.run import run_capture
+from steer_audio.capture.trace import envoys
+from steer_audio.data import mmau
+from steer_audio.data.audio import load_audio, negative
+from steer_audio.remote import configure, resolve_remote, wait_until_ready
+from steer_audio.steer import forward
+
+pytestmark = pytest.mark.ndif
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy" / "ndif"
+NETNS = os.environ.get("NDIF_NETNS", "steeraudio-ndif-test")
+STATE = Path(os.environ.get("NDIF_STATE_DIR", "/tmp/steeraudio-ndif-test"))
+SERVICES = ("redis", "s3", "ray", "api")
+
+
+def _in_netns(name: str) -> bool:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{name}").st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _sessions_alive(sids: list[int]) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,sid="], capture_output=True, text=True, check=True).stdout
+    return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) in sids]
+
+
+@pytest.fixture(scope="module")
+def ndif_url():
+    if os.geteuid() != 0:
+        pytest.skip("needs root (ip netns)")
+    if not (REPO / ".venv-ndif" / "bin" / "ray").exists():
+        pytest.skip("server venv missing: run deploy/ndif/install.sh")
+    if not _in_netns(NETNS):
+        pytest.skip(f"run inside netns {NETNS}: scripts/test_ndif.sh")
+    env = {**os.environ, "NDIF_NETNS": NETNS, "NDIF_STATE_DIR": str(STATE), "NDIF_PROFILE": "cpu"}
+    t0 = time.monotonic()
+    sids: list[int] = []
+    try:
+        proc = subprocess.run(
+            [str(DEPLOY / "start.sh")], env=env, capture_output=True, text=True, timeout=420
+        )
+        sids = [int((STATE / "pids" / s).read_text()) for s in SERVICES if (STATE / "pids" / s).exists()]
+        if proc.returncode != 0:
+            raise RuntimeError(f"start.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        url = proc.stdout.strip().splitlines()[-1]
+        target = resolve_remote(url, environ={})
+        wait_until_ready(target, timeout=60)
+        (STATE / "deploy_seconds").write_text(f"{time.monotonic() - t0:.1f}\n")
+        yield url
+    finally:
+        subprocess.run(
+            [str(DEPLOY / "stop.sh"), "--keep-netns"], env=env, capture_output=True, text=True, timeout=120
+        )
+        # every process the scripts started (all members of the recorded sessions) is gone
+        left = _sessions_alive(sids)
+        assert not left, f"processes left after stop.sh: {left}"
+
+
+def same_artifact(a: Path, b: Path) -> bool:
+    """Byte equality; for safetensors, equal tensor bytes and equal header *content* (safetensors 0.8 orders
+    2+ `__metadata__` keys differently from process to process)."""
+    x, y = a.read_bytes(), b.read_bytes()
+    if x == y:
+        return True
+    if a.suffix != ".safetensors":
+        return False
+    nx, ny = struct.unpack("<Q", x[:8])[0], struct.unpack("<Q", y[:8])[0]
+    return json.loads(x[8 : 8 + nx]) == json.loads(y[8 : 8 + ny]) and x[8 + nx :] == y[8 + ny :]
+
+
+def _load_pair(url: str):
+    from steer_audio.models import loaded
+
+    target = resolve_remote(url, environ={})
+    configure(target)
+    return loaded.load("tiny", device="cpu"), loaded.load("tiny", device="cpu", remote=target.trace_arg)
+
+
+def test_server_listens_on_loopback_only(ndif_url):
+    out = subprocess.run(["ss", "-Htln"], capture_output=True, text=True, check=True).stdout
+    addrs = [line.split()[3] for line in out.splitlines()]
+    assert addrs, "nothing listens"
+    bad = [a for a in addrs if not a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:"))]
+    assert not bad, bad
+
+
+def test_remote_steering_equals_local(ndif_url, dataset_path):
+    local, remote = _load_pair(ndif_url)
+    exs = mmau.load(dataset_path).examples[:3]
+    wavs = [load_audio(e.audio_path) for e in exs]
+    negs = [negative(w, "silence", seed=0) for w in wavs]
+    b = encode(local.processor, exs, wavs, negs, local.prompt, local.geom.audio_token_id)
+    g = torch.Generator().manual_seed(0)
+    n, d = b.cand.shape[0], local.geom.n_heads * local.geom.head_dim
+    attn_add = {1: torch.randn(n, d, generator=g)}
+    final_add = torch.randn(n, d, generator=g)
+    cand = b.cand.masked_fill(~b.cand_valid, -1)
+    want = forward.forward_logits(
+        local.lm,
+        envoys(local.lm, local.arch, local.geom, local.name),
+        b.model_inputs,
+        cand,
+        attn_add,
+        final_add,
+    )
+    ev_r = envoys(remote.lm, remote.arch, remote.geom, remote.name)
+    got = forward.forward_logits(remote.lm, ev_r, b.model_inputs, cand, attn_add, final_add, remote=ndif_url)
+    assert torch.equal(got, want)
+
+
+def test_remote_capture_artifacts_identical(ndif_url, dataset_path, tmp_path):
+    """The capture stage of discover, run against the server, writes the same cache as the local run."""
+    local, remote = _load_pair(ndif_url)
+    exs = mmau.load(dataset_path).examples[:6]
+    run_capture(local, exs, tmp_path / "local", batch_size=3)
+    run_capture(remote, exs, tmp_path / "remote", batch_size=3)
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names and names == sorted(p.name for p in (tmp_path / "remote").iterdir())
+    for name in names:
+        assert same_artifact(tmp_path / "local" / name, tmp_path / "remote" / name), name
+    keep = os.environ.get("STEER_AUDIO_KEEP_ARTIFACTS")
+    if keep:
+        shutil.copytree(tmp_path, keep, dirs_exist_ok=True)
