@@ -42,8 +42,11 @@ def _in_netns(name: str) -> bool:
 
 
 def _sessions_alive(sids: list[int]) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,sid="], capture_output=True, text=True, check=True).stdout
-    return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) in sids]
+    out = subprocess.run(
+        ["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True, check=True
+    ).stdout
+    rows = (line.split() for line in out.splitlines())
+    return [int(p) for p, s, st in rows if int(s) in sids and not st.startswith("Z")]
 
 
 @pytest.fixture(scope="module")

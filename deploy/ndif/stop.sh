@@ -24,24 +24,25 @@ for name in api ray s3 redis; do
   fi
 done
 
-members() {  # PIDs whose session id is $1
-  ps -e -o pid=,sid= | awk -v s="$1" '$2 == s { print $1 }'
+members() {  # live (non-zombie) PIDs whose session id is $1
+  ps -e -o pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'
+}
+any_left() {
+  local sid
+  for sid in "${sessions[@]}"; do [ -n "$(members "$sid")" ] && return 0; done
+  return 1
 }
 
 if [ ${#sessions[@]} -gt 0 ]; then
-  for _ in $(seq 10); do
-    left=0
-    for sid in "${sessions[@]}"; do [ -n "$(members "$sid")" ] && left=1; done
-    [ $left = 0 ] && break
-    sleep 1
-  done
+  for _ in $(seq 10); do any_left || break; sleep 1; done
   for sid in "${sessions[@]}"; do
-    # shellcheck disable=SC2046
     for pid in $(members "$sid"); do
       log "SIGKILL straggler $pid (session $sid)"
       kill -KILL "$pid" 2>/dev/null || true
     done
   done
+  for _ in $(seq 10); do any_left || break; sleep 0.5; done
+  if any_left; then log "WARNING: processes survived SIGKILL"; fi
 fi
 rm -f "$PIDS"/*
 
