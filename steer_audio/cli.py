@@ -120,10 +120,13 @@ def _print_table(summary: dict) -> None:
     for i, h in enumerate(d["heads"][:10]):
         t.add_row(str(i + 1), h)
     con.print(t)
-    ci = d["check_i_auc"]
+    from .report.markdown import fmt
+
+    ci, cf = d["check_i_auc"], d["check_ii_flips"]
     con.print(
-        f"listening score AUC {ci['auc_specialists']:.3f} vs random heads {ci['auc_random_mean']:.3f} (percentile {ci['percentile_vs_random']:.0f}); "
-        f"flip mean {d['check_ii_flips']['mean_flip']} vs non-flip {d['check_ii_flips']['mean_nonflip']} (p={d['check_ii_flips']['p_greater']})"
+        f"listening score AUC {fmt(ci['auc_specialists'])} vs random heads {fmt(ci['auc_random_mean'])} "
+        f"(percentile {fmt(ci['percentile_vs_random'], '.0f')}); mean score on flips {fmt(cf['mean_flip'])} "
+        f"vs non-flips {fmt(cf['mean_nonflip'])} (Mann-Whitney p={fmt(cf['p_greater'], '.3g')})"
     )
     con.print(f"run directory: {summary['run_dir']}")
 

@@ -29,6 +29,13 @@ LABELS = {
 }
 
 
+def fmt(x: float | None, spec: str = ".3f") -> str:
+    """A number, or 'n/a' when undefined (None / NaN: e.g. an AUC on a split with one class)."""
+    if x is None or (isinstance(x, float) and x != x):
+        return "n/a"
+    return format(x, spec)
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
 
@@ -118,8 +125,11 @@ def render(summary: dict[str, Any]) -> str:
         f"## Listening score (specialists, K = {d['k']})",
         "",
         f"- specialists: {', '.join(d['heads'])}",
-        f"- (i) AUC for correctness on the evaluation split: {ci['auc_specialists']:.3f}; random heads ({ci['draws']} draws): mean {ci['auc_random_mean']:.3f}, 5/50/95% {', '.join(f'{q:.3f}' for q in ci['auc_random_q05_q50_q95'])}; specialists at the {ci['percentile_vs_random']:.0f}th percentile",
-        f"- (ii) flips (prediction changes under the negative): n = {cf['n_flip']} mean s = {cf['mean_flip']}, non-flips n = {cf['n_nonflip']} mean s = {cf['mean_nonflip']}; Mann–Whitney U one-sided p = {cf['p_greater']}",
+        f"- (i) AUC for correctness on the evaluation split: {fmt(ci['auc_specialists'])}; random heads ({ci['draws']} draws): "
+        f"mean {fmt(ci['auc_random_mean'])}, 5/50/95% {', '.join(fmt(q) for q in (ci['auc_random_q05_q50_q95'] or []))}; "
+        f"specialists at percentile {fmt(ci['percentile_vs_random'], '.0f')}",
+        f"- (ii) flips (prediction changes under the negative): n = {cf['n_flip']}, mean s = {fmt(cf['mean_flip'], '.4f')}; "
+        f"non-flips n = {cf['n_nonflip']}, mean s = {fmt(cf['mean_nonflip'], '.4f')}; Mann–Whitney U one-sided p = {fmt(cf['p_greater'], '.3g')}",
         "",
         "Figures: `heads_r.png` (r heatmap, specialists boxed), `alpha_curve.png` (Figure 2: calibration accuracy vs alpha), `domains.png`.",
         "",

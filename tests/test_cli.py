@@ -1,0 +1,105 @@
+"""The CLI end to end on the tiny model: results on stdout, one clear error (exit 1) for bad input."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from steer_audio.cli import app
+
+runner = CliRunner()
+
+
+def test_evaluate_end_to_end(dataset_path, tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            "tiny",
+            "--data",
+            str(dataset_path),
+            "--calib-fraction",
+            "0.5",
+            "--k",
+            "8",
+            "--k-sweep",
+            "4,8",
+            "--seeds",
+            "2",
+            "--grid",
+            "0,2",
+            "--out",
+            str(out),
+            "--batch-size",
+            "6",
+            "--method",
+            "head-guided",
+            "--method",
+            "single-layer",
+            "--method",
+            "head-level",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert f"run directory: {out}" in r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["model"]["random_weights"] is True
+    methods = [row["method"] for row in s["table"]]
+    assert methods[:3] == ["baseline", "head-guided", "control/other-example v"]
+    assert all(v["mismatched_items"] == [] for v in s["official_scorer"].values())
+    assert (out / "report.md").read_text().count("RANDOM WEIGHTS") >= 1
+    assert set(json.loads((out / "splits.json").read_text())["calib_ids"]).isdisjoint(
+        json.loads((out / "splits.json").read_text())["eval_ids"]
+    )
+    for f in (
+        "meta.json",
+        "heads.json",
+        "predictions.jsonl",
+        "heads_r.png",
+        "alpha_curve.png",
+        "mmau_predictions.head-guided.json",
+    ):
+        assert (out / f).exists(), f
+
+
+def test_bad_inputs_exit_one_with_a_message(dataset_path, tmp_path):
+    cases = [
+        (["discover", "--model", "nope"], "unknown model"),
+        (["discover", "--data", str(dataset_path), "--k", "999", "--out", str(tmp_path / "a")], "K=999"),
+        (["evaluate", "--data", str(dataset_path), "--alpha", "x"], "--alpha"),
+        (
+            ["evaluate", "--data", str(dataset_path), "--method", "magic", "--out", str(tmp_path / "b")],
+            "unknown method",
+        ),
+        (
+            [
+                "evaluate",
+                "--data",
+                str(dataset_path),
+                "--grid",
+                "1,nan",
+                "--alpha",
+                "auto",
+                "--out",
+                str(tmp_path / "c"),
+            ],
+            "finite",
+        ),
+        (["discover", "--data", str(tmp_path / "none.json")], "not found"),
+        (["run", str(tmp_path / "none.toml")], "recipe not found"),
+    ]
+    for args, msg in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code != 0, args
+        assert msg in r.output, (args, r.output)
+        assert "Traceback" not in r.output
+
+
+def test_recipe_schema_is_strict(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text('name = "x"\nreproduces = "y"\nmodle = "tiny"\n')
+    r = runner.invoke(app, ["run", str(p)])
+    assert r.exit_code == 1 and "modle" in r.output
