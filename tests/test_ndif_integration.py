@@ -1,6 +1,6 @@
 """Integration: the real self-hosted NDIF stack (redis, moto S3, Ray, NDIF API) in a loopback-only network
-namespace, started and stopped by the project's own scripts (deploy/ndif/). Remote runs on the tiny model must
-give artifacts identical to the local run. Opt-in (``-m ndif``), root only, and the test process itself must
+namespace, started and stopped by the project's own scripts (deploy/ndif/). `steer-audio discover --remote URL` on
+the tiny model must write artifacts identical to the local run. Opt-in (``-m ndif``), root only, and the test process itself must
 run inside the namespace: use ``scripts/test_ndif.sh``, which sets that up.
 """
 
@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from steer_audio.capture.inputs import encode
-from steer_audio.capture.run import run_capture
 from steer_audio.capture.trace import envoys
 from steer_audio.data import mmau
 from steer_audio.data.audio import load_audio, negative
@@ -133,16 +132,53 @@ def test_remote_steering_equals_local(ndif_url, dataset_path):
     assert torch.equal(got, want)
 
 
-def test_remote_capture_artifacts_identical(ndif_url, dataset_path, tmp_path):
-    """The capture stage of discover, run against the server, writes the same cache as the local run."""
-    local, remote = _load_pair(ndif_url)
-    exs = mmau.load(dataset_path).examples[:6]
-    run_capture(local, exs, tmp_path / "local", batch_size=3)
-    run_capture(remote, exs, tmp_path / "remote", batch_size=3)
-    names = sorted(p.name for p in (tmp_path / "local").iterdir())
-    assert names and names == sorted(p.name for p in (tmp_path / "remote").iterdir())
-    for name in names:
-        assert same_artifact(tmp_path / "local" / name, tmp_path / "remote" / name), name
+def _discover(out: Path, data: Path, remote: str | None) -> subprocess.CompletedProcess:
+    cmd = [str(REPO / ".venv" / "bin" / "steer-audio"), "discover", "--model", "tiny", "--data", str(data)]
+    cmd += ["--out", str(out), "--device", "cpu", "--batch-size", "8", "--draws", "20"]
+    if remote:
+        cmd += ["--remote", remote]
+    env = {k: v for k, v in os.environ.items() if k not in ("NDIF_HOST", "NDIF_API_KEY")}
+    env["HF_HUB_OFFLINE"] = "1"
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+
+
+#: run-specific fields: where the run lives, whether it ran remotely, when, with which command
+VOLATILE = {"meta.json"}
+
+
+def _normalised_summary(path: Path) -> dict:
+    s = json.loads(path.read_text())
+    s.pop("run_dir", None)
+    s.get("model", {}).pop("remote", None)
+    return s
+
+
+def test_remote_discover_artifacts_identical(ndif_url, tmp_path):
+    """`steer-audio discover --remote URL` on the tiny model writes the same artifacts as the local run."""
+    from steer_audio.data.demo import write_demo
+
+    data = write_demo(tmp_path / "demo")  # 120 items: fewer can leave the calibration split one-class
+    runs = {}
+    for name, remote in (("local", None), ("remote", ndif_url)):
+        proc = _discover(tmp_path / name, data, remote)
+        assert proc.returncode == 0, f"{name} discover failed:\n{proc.stderr[-4000:]}"
+        runs[name] = tmp_path / name
+    files = sorted(str(p.relative_to(runs["local"])) for p in runs["local"].rglob("*") if p.is_file())
+    assert files == sorted(
+        str(p.relative_to(runs["remote"])) for p in runs["remote"].rglob("*") if p.is_file()
+    )
+    assert any(f.startswith("capture/") for f in files) and "heads.json" in files
+    compared = 0
+    for rel in files:
+        a, b = runs["local"] / rel, runs["remote"] / rel
+        if rel in VOLATILE:
+            continue
+        if rel == "summary.json":
+            assert _normalised_summary(a) == _normalised_summary(b)
+        else:
+            assert same_artifact(a, b), rel
+        compared += 1
+    assert compared >= 5
     keep = os.environ.get("STEER_AUDIO_KEEP_ARTIFACTS")
     if keep:
         shutil.copytree(tmp_path, keep, dirs_exist_ok=True)
