@@ -39,6 +39,12 @@ MODELS: dict[str, ModelEntry] = {
         "r1-aqa", "hub", "mispeech/r1-aqa", "main", "letters", "R1-AQA (GRPO-tuned Qwen2-Audio)"
     ),
     "tiny": ModelEntry("tiny", "tiny", scoring="letters", description="tiny Qwen2-Audio, RANDOM weights"),
+    "qwen2-audio-7b-random": ModelEntry(
+        "qwen2-audio-7b-random",
+        "random",
+        scoring="letters",
+        description="Qwen2-Audio-7B shapes, RANDOM weights",
+    ),
     "mini": ModelEntry(
         "mini", "mini", scoring="first-token", description="Whisper-base + Gemma-3-270M + trained projector"
     ),
@@ -58,6 +64,8 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
             spec |= {"tiny": {**TINY_DEFAULT, **extra.get("tiny", {})}}
         if e.kind == "mini":
             spec |= {"weights": extra.get("weights")}
+        if e.kind == "random":
+            spec |= {"seed": 0, "attn": extra.get("attn", "sdpa")}
         return spec
     if Path(name).expanduser().is_dir():
         return {"name": str(Path(name).expanduser().resolve()), "kind": "path", "scoring": "letters"}
@@ -75,7 +83,38 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
 
 
 def is_random(spec: dict[str, Any]) -> bool:
-    return spec["kind"] == "tiny"
+    return spec["kind"] in ("tiny", "random")
+
+
+#: Qwen2-Audio-7B(-Instruct) decoder shapes (its config.json); the encoder is Qwen2AudioEncoderConfig's default
+QWEN2_AUDIO_7B_TEXT = dict(
+    model_type="qwen2",
+    vocab_size=156032,
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    max_position_embeddings=8192,
+    rope_theta=10000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
+
+
+def random_7b_config(attn: str = "sdpa") -> Any:
+    """The Qwen2-Audio-7B architecture for benchmarks; the audio token id is the offline byte tokenizer's."""
+    from transformers import Qwen2AudioConfig
+
+    from .tiny import build_tokenizer
+
+    tok = build_tokenizer()
+    cfg = Qwen2AudioConfig(
+        text_config=dict(QWEN2_AUDIO_7B_TEXT), audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>")
+    )
+    cfg._attn_implementation = attn
+    cfg.text_config._attn_implementation = attn
+    return cfg
 
 
 def _hub_source(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -90,6 +129,8 @@ def load_config(spec: dict[str, Any]) -> Any:
         from .tiny import build_config
 
         return build_config(spec.get("tiny"))
+    if kind == "random":
+        return random_7b_config(spec.get("attn", "sdpa"))
     if kind == "mini":
         return build_module(spec, meta_ok=True).config
     from transformers import AutoConfig
@@ -113,6 +154,14 @@ def build_module(
         from .tiny import build_model
 
         model = build_model(spec.get("tiny"), dtype=dtype)
+    elif kind == "random":
+        from transformers import Qwen2AudioForConditionalGeneration
+
+        torch.manual_seed(int(spec.get("seed", 0)))
+        with torch.device(device or "cpu"):
+            model = Qwen2AudioForConditionalGeneration._from_config(
+                random_7b_config(spec.get("attn", "sdpa")), dtype=dtype or torch.float32
+            )
     elif kind == "mini":
         try:
             from .mini.assemble import load_mini
@@ -137,6 +186,12 @@ def build_meta_module(spec: dict[str, Any]) -> torch.nn.Module:
     kind = spec["kind"]
     if kind in ("tiny", "mini"):
         return build_module(spec)
+    if kind == "random":
+        from transformers import Qwen2AudioForConditionalGeneration
+
+        return Qwen2AudioForConditionalGeneration._from_config(
+            random_7b_config(spec.get("attn", "sdpa"))
+        ).eval()
     from transformers import Qwen2AudioForConditionalGeneration
 
     return Qwen2AudioForConditionalGeneration._from_config(load_config(spec)).eval()
@@ -148,6 +203,10 @@ def load_processor(spec: dict[str, Any]) -> Any:
         from .tiny import build_processor
 
         return build_processor(spec.get("tiny"))
+    if kind == "random":
+        from .tiny import build_processor
+
+        return build_processor({"window_s": 30, "n_mels": 128})
     if kind == "mini":
         from .mini.assemble import load_mini_processor
 

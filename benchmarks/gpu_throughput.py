@@ -1,0 +1,315 @@
+"""GPU throughput of the real capture path at 7B scale (Qwen2-Audio-7B shapes, RANDOM WEIGHTS).
+
+Every line this prints is about a randomly initialised model: speed and memory only, never accuracy.
+
+    python benchmarks/gpu_throughput.py --out DIR [--quick]
+
+Measures, in one run on one GPU: the bf16 matmul peak of this card; capture pairs/s (audio + silence rows,
+one nnsight trace per batch) for 10 s clips and a 1-30 s mix; achieved TFLOP/s and % of the measured peak;
+peak GPU memory at batch 16 with 30 s clips; cache bytes per example in bf16; the whole Table 1-3 protocol
+(capture + every method, alpha grid, K sweep, random-head seeds) against a naive loop (batch 1, eager
+attention with attention outputs, one forward per configuration) timed on a subset; a profile of one batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TAG = "[RANDOM WEIGHTS]"
+
+
+def log(msg: str) -> None:
+    print(f"{TAG} {msg}", flush=True)
+
+
+def sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def matmul_peak(n: int = 8192, reps: int = 10) -> float:
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    sync()
+    times = []
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        a @ b
+        e.record()
+        sync()
+        times.append(s.elapsed_time(e) / 1e3)
+    return 2 * n**3 / statistics.median(times) / 1e12
+
+
+def examples(n: int, durations: list[float], seed: int = 0):
+    from steer_audio.data.mmau import Example
+
+    rng = np.random.default_rng(seed)
+    out, wavs = [], []
+    for i in range(n):
+        d = durations[i % len(durations)]
+        t = np.arange(int(d * 16000)) / 16000
+        wav = (
+            0.3 * np.sin(2 * np.pi * (150 + 900 * rng.random()) * t) + 0.05 * rng.standard_normal(t.size)
+        ).astype(np.float32)
+        ans = i % 4
+        out.append(
+            Example(
+                id=f"b{i:05d}",
+                question="Q?",
+                choices=("a", "b", "c", "d"),
+                answer="abcd"[ans],
+                correct=frozenset({ans}),
+                domain=("sound", "music", "speech")[i % 3],
+                audio_array=wav,
+            )
+        )
+        wavs.append(wav)
+    return out, wavs
+
+
+def pass_flops(geom, s: int, enc_params: int, lm_params_no_emb: int, n_enc_pos: int = 1500) -> float:
+    """Forward FLOPs of one row: 2 * params * tokens for the matmuls + attention scores/values."""
+    d = geom.hidden
+    lm = 2 * lm_params_no_emb * s + 4 * geom.n_layers * s * s * d  # causal: ~half of 4*S^2*d, counted full
+    enc = 2 * enc_params * n_enc_pos + 4 * 32 * n_enc_pos * n_enc_pos * 1280
+    head = 2 * d * 1 * geom.n_layers  # lm_head only at the last position (negligible)
+    return float(lm + enc + head)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench-out")))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--smoke-cpu", action="store_true", help="dry run of the script logic on the tiny CPU model"
+    )
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    res: dict = {"note": "Qwen2-Audio-7B architecture with RANDOM WEIGHTS: speed/memory only"}
+
+    from steer_audio.capture.inputs import encode
+    from steer_audio.capture.trace import capture_trace, envoys
+    from steer_audio.models import loaded
+
+    cuda = not args.smoke_cpu
+    dv = "cuda" if cuda else "cpu"
+    if not cuda:
+        torch.cuda.reset_peak_memory_stats = lambda *a, **k: None  # type: ignore[assignment]
+        torch.cuda.max_memory_allocated = lambda *a, **k: 0  # type: ignore[assignment]
+        torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[assignment]
+    dev = (
+        torch.cuda.get_device_properties(0)
+        if cuda
+        else type("cpu", (), {"name": "cpu-smoke", "multi_processor_count": 0})
+    )
+    res["card"] = dev.name
+    res["torch"] = torch.__version__
+    import nnsight
+    import transformers
+
+    res["transformers"], res["nnsight"] = transformers.__version__, nnsight.__version__
+    log(
+        f"card {dev.name}, {dev.multi_processor_count} SMs, torch {torch.__version__}, transformers {transformers.__version__}"
+    )
+    res["matmul_peak_tflops"] = peak = matmul_peak() if cuda else 1.0
+    log(f"bf16 matmul 8192^3 peak: {peak:.0f} TFLOP/s")
+
+    t0 = time.time()
+    m = (
+        loaded.load("qwen2-audio-7b-random", device="cuda", dtype="bfloat16")
+        if cuda
+        else loaded.load("tiny", device="cpu")
+    )
+    sync()
+    res["build_s"] = time.time() - t0
+    # a minimal chat template so a 10 s clip gives ~330 tokens as with the real tokenizer (byte tokenizer here)
+    m.processor.chat_template = (
+        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% for c in message['content'] %}"
+        "{% if c['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>{% else %}{{ c['text'] }}{% endif %}"
+        "{% endfor %}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+    )
+    module = m.lm._module
+    enc_params = sum(p.numel() for p in module.model.audio_tower.parameters())
+    lm_params = sum(p.numel() for n, p in module.model.language_model.named_parameters() if "embed" not in n)
+    log(f"built in {res['build_s']:.1f} s: {sum(p.numel() for p in module.parameters()) / 1e9:.2f} B params")
+    ev = envoys(m.lm, m.arch, m.geom, m.name)
+
+    def batch(exs, wavs):
+        negs = [np.zeros_like(w) for w in wavs]
+        b = encode(m.processor, exs, wavs, negs, m.prompt, m.geom.audio_token_id)
+        inp = {
+            k: (v.to(dv, m.dtype) if v.is_floating_point() else v.to(dv)) for k, v in b.model_inputs.items()
+        }
+        return b, inp
+
+    def time_capture(exs, wavs, bs, reps=1):
+        bl = [batch(exs[i : i + bs], wavs[i : i + bs]) for i in range(0, len(exs), bs)]
+        b0, i0 = bl[0]
+        capture_trace(m.lm, ev, m.geom, i0, b0.audio_mask.cuda(), b0.cand.cuda())  # warm-up
+        sync()
+        t = time.time()
+        flops = 0.0
+        for _ in range(reps):
+            for b, inp in bl:
+                out = capture_trace(m.lm, ev, m.geom, inp, b.audio_mask.cuda(), b.cand.cuda())
+                s = inp["input_ids"].shape[1]
+                flops += inp["input_ids"].shape[0] * pass_flops(m.geom, s, enc_params, lm_params)
+        sync()
+        dt = time.time() - t
+        pairs = reps * len(exs)
+        return pairs / dt, flops / dt / 1e12, out, bl
+
+    tp = {}
+    n10 = 32 if args.quick else 64
+    if not cuda:
+        n10 = 16
+    exs, wavs = examples(n10, [10.0])
+    b, _ = batch(exs[:1], wavs[:1])
+    res["tokens_10s"] = int(b.n_tokens[0])
+    log(f"10 s clip -> {res['tokens_10s']} tokens ({b.n_audio[0]} audio)")
+    for bs in [1, 8, 16] if args.quick else [1, 4, 8, 16, 32]:
+        torch.cuda.reset_peak_memory_stats()
+        pps, tfl, _, _ = time_capture(
+            exs[: max(bs, 16) if bs > 1 else 8], wavs[: max(bs, 16) if bs > 1 else 8], bs, reps=2
+        )
+        tp[bs] = {
+            "pairs_per_s": pps,
+            "passes_per_s": 2 * pps,
+            "tflops": tfl,
+            "pct_peak": 100 * tfl / peak,
+            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+        }
+        log(
+            f"10 s, batch {bs} pairs ({2 * bs} rows): {pps:.1f} pairs/s = {2 * pps:.1f} passes/s, {tfl:.0f} TFLOP/s ({100 * tfl / peak:.0f}% of peak), peak mem {tp[bs]['peak_mem_gib']:.1f} GiB"
+        )
+    res["capture_10s"] = tp
+
+    rng = np.random.default_rng(1)
+    durs = sorted(float(x) for x in rng.uniform(1, 30 if cuda else 4, 64 if cuda else 16))
+    exs_mix, wavs_mix = examples(len(durs), durs, seed=2)
+    pps, tfl, _, _ = time_capture(exs_mix, wavs_mix, 16)
+    res["capture_mix_1_30s"] = {"pairs_per_s": pps, "tflops": tfl, "batch": 16, "sorted_by_length": True}
+    log(f"1-30 s mix (sorted by length), batch 16: {pps:.1f} pairs/s, {tfl:.0f} TFLOP/s")
+
+    torch.cuda.reset_peak_memory_stats()
+    exs30, wavs30 = examples(16 if cuda else 2, [30.0 if cuda else 4.0], seed=3)
+    try:
+        time_capture(exs30, wavs30, 16)
+        res["mem_30s_b16_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        log(f"30 s clips, batch 16 pairs (32 rows): peak GPU memory {res['mem_30s_b16_gib']:.1f} GiB")
+    except torch.OutOfMemoryError:  # pragma: no cover
+        res["mem_30s_b16_gib"] = "OOM"
+        log("30 s clips, batch 16: OUT OF MEMORY")
+    if cuda:
+        torch.cuda.empty_cache()
+
+    # -- the whole protocol: ours vs a naive loop --------------------------------------------------------
+    from steer_audio.capture.run import run_capture
+    from steer_audio.evaluate.run import EvalConfig, Evaluator
+
+    n_cal, n_ev = (16, 32) if args.quick or not cuda else (32, 96)
+    pexs, _ = examples(n_cal + n_ev, [10.0 if cuda else 2.0], seed=4)
+    cal, evs = pexs[:n_cal], pexs[n_cal:]
+    cfg = EvalConfig(batch_size=16) if cuda else EvalConfig(batch_size=16, k=8, k_sweep=[4, 8, 12])
+    sync()
+    t = time.time()
+    cache = run_capture(m, cal + evs, args.out / "capture", batch_size=16, data_sha="bench")
+    sync()
+    t_cap = time.time() - t
+    t = time.time()
+    evr = Evaluator(cache, cal, evs, cfg, model=m)
+    evr.run()
+    sync()
+    t_eval = time.time() - t
+    ours = t_cap + t_eval
+    shard_bytes = sum(p.stat().st_size for p in (args.out / "capture").glob("capture-*.safetensors"))
+    res["cache_bytes_per_example_bf16"] = shard_bytes / (n_cal + n_ev)
+    n_alpha, n_k, L = len(cfg.alphas), len(cfg.k_sweep), m.geom.n_layers
+    forwards = {
+        "capture (audio + silence, eager attention outputs)": 2,
+        "head-guided: K x alpha": n_k * n_alpha,
+        "random-layer: K x seeds x alpha": n_k * cfg.seeds * n_alpha,
+        "single-layer: layers x alpha": L * n_alpha,
+        "head-level: (specialist, random) x alpha": 2 * n_alpha,
+    }
+    per_ex = sum(forwards.values())
+    module.set_attn_implementation("eager")
+    b1, i1 = batch(pexs[:1], [pexs[0].audio_array])
+    i1 = {k: v[:1] for k, v in i1.items()}
+    with torch.no_grad():
+        module(**i1, output_attentions=True, use_cache=False)
+        sync()
+        ts = []
+        for _ in range(5):
+            t = time.time()
+            module(**i1, output_attentions=True, use_cache=False)
+            sync()
+            ts.append(time.time() - t)
+    module.set_attn_implementation("sdpa")
+    t_naive_fwd = statistics.median(ts)
+    naive = (n_cal + n_ev) * per_ex * t_naive_fwd
+    res["protocol"] = {
+        "examples": n_cal + n_ev,
+        "alpha_grid": cfg.alphas,
+        "K": cfg.k_sweep,
+        "seeds": cfg.seeds,
+        "ours_s": ours,
+        "ours_capture_s": t_cap,
+        "ours_methods_s": t_eval,
+        "naive_forwards_per_example": forwards,
+        "naive_forward_s": t_naive_fwd,
+        "naive_s_extrapolated": naive,
+        "speedup": naive / ours,
+    }
+    log(
+        f"protocol on {n_cal + n_ev} examples: ours {ours:.1f} s (capture {t_cap:.1f} + methods {t_eval:.1f}); naive {per_ex} forwards/example x {1e3 * t_naive_fwd:.0f} ms = {naive:.0f} s -> {naive / ours:.0f}x"
+    )
+    log(f"cache: {res['cache_bytes_per_example_bf16'] / 1e6:.3f} MB per example (bf16)")
+
+    # -- profile one capture batch ------------------------------------------------------------------------
+    from torch.profiler import ProfilerActivity, profile
+
+    b, inp = batch(exs[:16], wavs[:16])
+    acts = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+    with profile(activities=acts) as prof:
+        capture_trace(m.lm, ev, m.geom, inp, b.audio_mask.cuda(), b.cand.cuda())
+        sync()
+    table = prof.key_averages().table(
+        sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=14, max_name_column_width=60
+    )
+    (args.out / "profile.txt").write_text(table)
+    print(table[:4000], flush=True)
+    (args.out / "gpu_bench.json").write_text(json.dumps(res, indent=2, default=str))
+    log(
+        "summary: "
+        + json.dumps(
+            {
+                k: res[k]
+                for k in (
+                    "card",
+                    "matmul_peak_tflops",
+                    "tokens_10s",
+                    "mem_30s_b16_gib",
+                    "cache_bytes_per_example_bf16",
+                )
+            },
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
