@@ -119,6 +119,7 @@ def main() -> None:
     from steer_audio.steer import forward
 
     rows: list[tuple[str, str]] = []
+    load_before = os.getloadavg()
     env = {**os.environ, "NDIF_NETNS": BENCH_NETNS, "NDIF_STATE_DIR": BENCH_STATE, "NDIF_PROFILE": "cpu"}
     started = False
     try:
@@ -250,6 +251,10 @@ def main() -> None:
     print(f"NDIF overhead on the tiny model ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
     print(
         f"machine: {os.cpu_count()} CPU cores ({cpu}), no GPU; torch threads 1; Python {platform.python_version()}"
+    )
+    la, lb = load_before, os.getloadavg()
+    print(
+        f"load average (1, 5, 15 min) before: {la[0]:.1f} {la[1]:.1f} {la[2]:.1f}; after: {lb[0]:.1f} {lb[1]:.1f} {lb[2]:.1f}"
     )
     print(
         f"client: nnsight {version('nnsight')}, torch {version('torch')}, transformers {version('transformers')}; "
