@@ -68,6 +68,9 @@ Limit = Annotated[
 ]
 Ranking = Annotated[str, typer.Option("--ranking", help="abs (by |r|, default) | signed")]
 Revision = Annotated[str | None, typer.Option("--revision", help="hub revision of the model")]
+Devices = Annotated[
+    int, typer.Option("--devices", help="data-parallel capture over N devices (one replica each)")
+]
 
 
 def _default_out(stage: str, model: str) -> Path:
@@ -176,6 +179,7 @@ def discover(
     strict: Strict = False,
     limit: Limit = None,
     revision: Revision = None,
+    devices: Devices = 1,
     draws: Annotated[int, typer.Option(help="random-head draws for the AUC check")] = 100,
 ) -> None:
     """Capture both passes, score every head, pick the specialists and validate the listening score."""
@@ -201,6 +205,7 @@ def discover(
         strict=strict,
         limit=limit,
         revision=revision,
+        devices=devices,
         cfg=cfg,
     )
 
@@ -233,6 +238,7 @@ def evaluate(
     strict: Strict = False,
     limit: Limit = None,
     revision: Revision = None,
+    devices: Devices = 1,
     method: Annotated[
         list[str] | None,
         typer.Option(
@@ -297,6 +303,7 @@ def evaluate(
         strict=strict,
         limit=limit,
         revision=revision,
+        devices=devices,
         cfg=cfg,
         from_run=from_run,
     )

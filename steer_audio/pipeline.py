@@ -113,6 +113,7 @@ def execute(
     strict: bool = False,
     from_run: Path | None = None,
     revision: str | None = None,
+    devices: int = 1,
 ) -> dict[str, Any]:
     if negative not in NEGATIVES:
         raise SteerAudioError(f"unknown negative {negative!r}: use one of {', '.join(NEGATIVES)}")
@@ -137,7 +138,24 @@ def execute(
         label_tokens=_label_tokens(m),
     )
     write_json(out / META, meta)
-    cache = run_capture(m, calib + evals, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
+    if devices > 1:
+        from .capture.parallel import run_capture_parallel
+
+        devs = [f"cuda:{i}" for i in range(devices)] if m.device.startswith("cuda") else ["cpu"] * devices
+        load_kw = {"name": model, "dtype": dtype, "remote": remote, "revision": revision}
+        cap_kw = {
+            "batch_size": batch_size,
+            "negative_kind": negative,
+            "strict": strict,
+            "data_sha": ds.sha256,
+            "seed": plan.seed,
+        }
+        from .capture.run import all_candidate_ids
+
+        ro = all_candidate_ids(m, calib + evals)
+        cache = run_capture_parallel(load_kw, devs, calib + evals, cap_dir, key, ro, **cap_kw)
+    else:
+        cache = run_capture(m, calib + evals, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
     ev = Evaluator(cache, calib, evals, cfg, model=m)
     disc = ev.run()
     _write_discovery(out, ev, disc, m)

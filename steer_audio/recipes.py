@@ -34,6 +34,7 @@ class Recipe(BaseModel):
     limit: int | None = None
     device: str | None = None
     dtype: str | None = None
+    devices: int = 1
 
     def cli_kwargs(self, out: Path) -> dict[str, Any]:
         return dict(
@@ -62,6 +63,7 @@ class Recipe(BaseModel):
             seeds=self.seeds,
             from_run=None,
             controls=True,
+            devices=self.devices,
         )
 
 

@@ -136,3 +136,30 @@ def test_cache_refuses_other_settings(tiny, dataset_path, tmp_path):
     run_capture(tiny, ds.examples[:2], tmp_path / "x", batch_size=2)
     with pytest.raises(SteerAudioError, match="different settings"):
         run_capture(tiny, ds.examples[:2], tmp_path / "x", batch_size=2, negative_kind="noise")
+
+
+def test_parallel_capture_merges_to_the_single_process_cache(dataset_path, tmp_path):
+    """Two worker processes (CPU), whole batches dealt round-robin: merged cache == single-process cache."""
+    from steer_audio.capture.parallel import run_capture_parallel
+    from steer_audio.capture.run import cache_key
+    from steer_audio.models import loaded
+
+    m = loaded.load("tiny", device="cpu")
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:7]
+    single = run_capture(m, exs, tmp_path / "one", batch_size=2, data_sha=ds.sha256).load([e.id for e in exs])
+    from steer_audio.capture.run import all_candidate_ids
+
+    key = cache_key(m, ds.sha256, "silence", 0)
+    ro = all_candidate_ids(m, exs)
+    cache = run_capture_parallel(
+        {"name": "tiny"}, ["cpu", "cpu"], exs, tmp_path / "two", key, ro, batch_size=2, data_sha=ds.sha256
+    )
+    merged = cache.load([e.id for e in exs])
+    for k in single.t:
+        torch.testing.assert_close(merged[k], single[k], atol=0, rtol=0)
+    assert not list((tmp_path / "two").glob("worker-*"))
+    assert (
+        CaptureCache(tmp_path / "two").readout().token_ids
+        == CaptureCache(tmp_path / "one").readout().token_ids
+    )

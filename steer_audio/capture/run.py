@@ -47,6 +47,7 @@ def run_capture(
     strict: bool = False,
     data_sha: str | None = None,
     seed: int = 0,
+    readout_ids: list[int] | None = None,
 ) -> CaptureCache:
     if batch_size < 1:
         raise SteerAudioError("--batch-size must be at least 1")
@@ -56,7 +57,8 @@ def run_capture(
     ev = envoys(m.lm, m.arch, m.geom, m.name)
     window = _window_seconds(m)
     need_readout = not (Path(out_dir) / "readout.safetensors").exists()
-    readout_ids = sorted({t for e in examples for t in candidate_ids(m.processor.tokenizer, e, m.prompt)})
+    if readout_ids is None:
+        readout_ids = all_candidate_ids(m, examples)
     if todo:
         log.info(
             "capturing %d of %d examples (%d cached) in batches of %d",
@@ -102,6 +104,11 @@ def run_capture(
             cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
             p.advance(0, len(chunk))
     return cache
+
+
+def all_candidate_ids(m: LoadedModel, examples: list[Example]) -> list[int]:
+    """Every token any option of any example is scored by (the lm_head rows cached steering needs)."""
+    return sorted({t for e in examples for t in candidate_ids(m.processor.tokenizer, e, m.prompt)})
 
 
 def _neg_seed(seed: int, ex_id: str) -> int:

@@ -1,0 +1,100 @@
+"""Data-parallel capture: one model replica per device, whole batches dealt round-robin, caches merged.
+
+Batch b of the single-process order goes to worker b mod N, so every batch holds exactly the rows it would
+hold in a single-process run and the merged cache equals the single-process cache."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..data.mmau import Example
+from ..errors import SteerAudioError
+from ..io import CAPTURE_INDEX, CAPTURE_SHARD, READOUT, read_json
+from .cache import CaptureCache
+
+log = logging.getLogger(__name__)
+
+
+def deal(examples: list[Example], batch_size: int, n: int) -> list[list[Example]]:
+    batches = [examples[i : i + batch_size] for i in range(0, len(examples), batch_size)]
+    return [[e for b in batches[k::n] for e in b] for k in range(n)]
+
+
+def _worker(
+    k: int, device: str, load_kw: dict[str, Any], examples: list[Example], out: str, cap_kw: dict[str, Any]
+) -> None:
+    import torch
+
+    from ..models import loaded
+    from .run import run_capture
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    m = loaded.load(device=device, **load_kw)
+    run_capture(m, examples, Path(out), **cap_kw)
+
+
+def run_capture_parallel(
+    load_kw: dict[str, Any],
+    devices: list[str],
+    examples: list[Example],
+    out_dir: Path,
+    key: dict[str, Any],
+    readout_ids: list[int],
+    **cap_kw: Any,
+) -> CaptureCache:
+    import torch.multiprocessing as mp
+
+    out_dir = Path(out_dir)
+    cache = CaptureCache(out_dir)
+    cache.bind(key)
+    todo = [e for e in examples if e.id not in cache.done]
+    parts = deal(todo, int(cap_kw.get("batch_size", 8)), len(devices))
+    cap_kw = {**cap_kw, "readout_ids": readout_ids}
+    ctx = mp.get_context("spawn")
+    procs = []
+    for k, (dev, part) in enumerate(zip(devices, parts, strict=True)):
+        if not part:
+            continue
+        p = ctx.Process(target=_worker, args=(k, dev, load_kw, part, str(out_dir / f"worker-{k}"), cap_kw))
+        p.start()
+        procs.append((k, p))
+    failed = []
+    for k, p in procs:
+        p.join()
+        if p.exitcode != 0:
+            failed.append(k)
+    merge(out_dir, [out_dir / f"worker-{k}" for k, _ in procs], cache)
+    if failed:
+        raise SteerAudioError(
+            f"capture worker(s) {failed} failed; what they finished is merged, rerun to resume"
+        )
+    return cache
+
+
+def merge(out_dir: Path, workers: list[Path], cache: CaptureCache) -> None:
+    """Move every worker's shards into the main cache (renumbered) and merge the indexes; idempotent."""
+    for w in workers:
+        idx_path = w / CAPTURE_INDEX
+        if not idx_path.exists():
+            continue
+        idx = read_json(idx_path)
+        by_shard: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for ex_id, e in idx["examples"].items():
+            by_shard.setdefault(e["shard"], []).append((ex_id, e))
+        for shard in sorted(by_shard):
+            k = int(cache.index["shards"])
+            name = CAPTURE_SHARD.format(k)
+            shutil.move(str(w / shard), str(out_dir / name))
+            for ex_id, e in by_shard[shard]:
+                cache.index["examples"][ex_id] = {**e, "shard": name}
+            cache.index["shards"] = k + 1
+            cache.flush()
+        for ex_id, why in idx["missing"].items():
+            cache.index["missing"][ex_id] = why
+        if (w / READOUT).exists() and not (out_dir / READOUT).exists():
+            shutil.move(str(w / READOUT), str(out_dir / READOUT))
+        cache.flush()
+        shutil.rmtree(w)
