@@ -132,6 +132,31 @@ def test_remote_steering_equals_local(ndif_url, dataset_path):
     assert torch.equal(got, want)
 
 
+def test_status_updates_reach_the_callback(ndif_url, dataset_path):
+    """trace_kwargs(): queue state goes to a callback (the progress bar), not to stdout; result equals local."""
+    from steer_audio.remote import trace_kwargs
+
+    local, remote = _load_pair(ndif_url)
+    exs = mmau.load(dataset_path).examples[:2]
+    b = encode(
+        local.processor,
+        exs,
+        [load_audio(e.audio_path) for e in exs],
+        None,
+        local.prompt,
+        local.geom.audio_token_id,
+    )
+    seen: list[str] = []
+    with remote.lm.trace(
+        **b.model_inputs, **trace_kwargs(remote.lm, resolve_remote(ndif_url), lambda s, d: seen.append(s))
+    ):
+        got = remote.lm.lm_head.output[:, -1].save()
+    with local.lm.trace(**b.model_inputs):
+        want = local.lm.lm_head.output[:, -1].save()
+    assert torch.equal(got, want)
+    assert "QUEUED" in seen and seen[-1] == "COMPLETED"
+
+
 def _discover(out: Path, data: Path, remote: str | None) -> subprocess.CompletedProcess:
     cmd = [str(REPO / ".venv" / "bin" / "steer-audio"), "discover", "--model", "tiny", "--data", str(data)]
     cmd += ["--out", str(out), "--device", "cpu", "--batch-size", "8", "--draws", "20"]

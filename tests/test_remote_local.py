@@ -241,6 +241,31 @@ def test_api_key_travels_in_the_request_header():
     assert backend.api_key == "k-2"  # sent as the `ndif-api-key` header on /request, /subscribe and polls
 
 
+def test_trace_kwargs_and_status_backend(pair):
+    from nnsight.schema.response import ResponseModel, Status
+
+    from steer_audio.remote import status_backend, trace_kwargs
+
+    _, remote = pair
+    assert trace_kwargs(remote.lm, RemoteTarget()) == {}
+    assert trace_kwargs(remote.lm, RemoteTarget("local")) == {"remote": "local"}
+    seen: list[tuple[str, str]] = []
+    kw = trace_kwargs(
+        remote.lm, RemoteTarget("http://127.0.0.1:8001", "k-3"), lambda s, d: seen.append((s, d))
+    )
+    backend = kw["backend"]
+    assert backend.model_key == remote.lm.to_model_key() and backend.api_key == "k-3"
+    assert backend.host == "http://127.0.0.1:8001" and not backend.display.enabled
+    assert (
+        backend.note(ResponseModel(id="j", status=Status.QUEUED, description="Added to Queue at position 2"))
+        is False
+    )
+    assert backend.note(ResponseModel(id="j", status=Status.COMPLETED, description="done")) is True
+    assert seen == [("QUEUED", "Added to Queue at position 2"), ("COMPLETED", "done")]
+    with pytest.raises(RemoteConfigError):
+        status_backend(remote.lm, RemoteTarget("local"))
+
+
 def test_client_does_not_import_server_packages():
     for name in [m for m in sys.modules if m.startswith("steer_audio.remote")]:
         del sys.modules[name]

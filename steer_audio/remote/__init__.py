@@ -11,8 +11,11 @@ from steer_audio.remote.client import (
     RemoteConfigError,
     RemoteTarget,
     ServerNotReadyError,
+    StatusCallback,
     configure,
     resolve_remote,
+    status_backend,
+    trace_kwargs,
     wait_until_ready,
 )
 
@@ -23,7 +26,10 @@ __all__ = [
     "RemoteConfigError",
     "RemoteTarget",
     "ServerNotReadyError",
+    "StatusCallback",
     "configure",
     "resolve_remote",
+    "status_backend",
+    "trace_kwargs",
     "wait_until_ready",
 ]

@@ -19,7 +19,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -178,3 +178,38 @@ def server_models(target: RemoteTarget, timeout: float = 30.0) -> dict[str, Any]
     if code != 200:
         raise ServerNotReadyError(f"{target.url}/status answered HTTP {code}: {body[:200]!r}")
     return json.loads(body)
+
+
+#: called with (status name, server's description) for every status update of a remote request, e.g.
+#: ("QUEUED", "Added to Queue at position 2"), ("DEPLOYING", ...), ("RUNNING", ...), ("COMPLETED", ...)
+StatusCallback = Callable[[str, str], None]
+
+
+def status_backend(lm: Any, target: RemoteTarget, on_status: StatusCallback | None = None) -> Any:
+    """An nnsight `RemoteBackend` for ``lm`` on ``target`` that reports each status update to ``on_status``
+    (e.g. to show queue state in the toolkit's progress bar on stderr) instead of printing to stdout."""
+    if not target.is_server or target.url is None:
+        raise RemoteConfigError("status_backend needs a server URL")
+    from nnsight.intervention.backends.remote import RemoteBackend
+
+    class _StatusBackend(RemoteBackend):
+        def note(self, response: Any) -> bool:
+            if on_status is not None and response.status.name != "LOG":
+                on_status(response.status.name, response.description)
+            return super().note(response)
+
+    backend = _StatusBackend(
+        lm.to_model_key(), host=target.url, api_key=target.api_key, env=lm._remoteable_get_env()
+    )
+    backend.display.enabled = False  # nnsight's own status line would go to stdout
+    return backend
+
+
+def trace_kwargs(lm: Any, target: RemoteTarget, on_status: StatusCallback | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``lm.trace(...)``: ``{}`` (local), ``{"remote": "local"}`` (round-trip simulation)
+    or ``{"backend": ...}`` (a server, with status updates sent to ``on_status``). A fresh backend per trace."""
+    if not target.enabled:
+        return {}
+    if not target.is_server:
+        return {"remote": LOCAL_SIMULATION}
+    return {"backend": status_backend(lm, target, on_status)}
