@@ -259,6 +259,12 @@ def evaluate(
     seeds: Annotated[int, typer.Option(help="random-head seeds for the matched controls")] = 10,
     from_run: Annotated[Path | None, typer.Option("--from", help="reuse this run's capture cache")] = None,
     controls: Annotated[bool, typer.Option(help="direction controls beside head-guided")] = True,
+    permute_options: Annotated[
+        int,
+        typer.Option(
+            "--permute-options", help="also score N-1 rotated option orders (position-bias control)"
+        ),
+    ] = 1,
 ) -> None:
     """Every method of Tables 1-4 and Figure 2, alpha chosen on calibration; report + predictions."""
     from .evaluate.run import DEFAULT_GRID, METHODS, EvalConfig
@@ -306,11 +312,17 @@ def evaluate(
         devices=devices,
         cfg=cfg,
         from_run=from_run,
+        permute_options=permute_options,
     )
 
 
 @app.command()
-def run(recipe: Annotated[Path, typer.Argument(help="a recipes/*.toml file")], out: Out = None) -> None:
+def run(
+    recipe: Annotated[Path, typer.Argument(help="a recipes/*.toml file")],
+    out: Out = None,
+    audio_root: AudioRoot = None,
+    limit: Limit = None,
+) -> None:
     """Run a whole recipe (one published table or figure)."""
     from .recipes import load_recipe
 
@@ -319,7 +331,12 @@ def run(recipe: Annotated[Path, typer.Argument(help="a recipes/*.toml file")], o
     except SteerAudioError as e:
         _fail(e)
         return
-    evaluate(**r.cli_kwargs(out or _default_out(r.name, r.model)))
+    kw = r.cli_kwargs(out or _default_out(r.name, r.model))
+    if audio_root is not None:
+        kw["audio_root"] = audio_root
+    if limit is not None:
+        kw["limit"] = limit
+    evaluate(**kw)
 
 
 def _register_extras() -> None:

@@ -114,6 +114,7 @@ def execute(
     from_run: Path | None = None,
     revision: str | None = None,
     devices: int = 1,
+    permute_options: int = 1,
 ) -> dict[str, Any]:
     if negative not in NEGATIVES:
         raise SteerAudioError(f"unknown negative {negative!r}: use one of {', '.join(NEGATIVES)}")
@@ -138,6 +139,8 @@ def execute(
         label_tokens=_label_tokens(m),
     )
     write_json(out / META, meta)
+    rotations = [[mmau.rotate(e, r) for e in evals] for r in range(1, max(1, permute_options))]
+    to_capture = calib + evals + [e for rot in rotations for e in rot]
     if devices > 1:
         from .capture.parallel import run_capture_parallel
 
@@ -152,12 +155,14 @@ def execute(
         }
         from .capture.run import all_candidate_ids
 
-        ro = all_candidate_ids(m, calib + evals)
-        cache = run_capture_parallel(load_kw, devs, calib + evals, cap_dir, key, ro, **cap_kw)
+        ro = all_candidate_ids(m, to_capture)
+        cache = run_capture_parallel(load_kw, devs, to_capture, cap_dir, key, ro, **cap_kw)
     else:
-        cache = run_capture(m, calib + evals, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
+        cache = run_capture(m, to_capture, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
     ev = Evaluator(cache, calib, evals, cfg, model=m)
     disc = ev.run()
+    if rotations:
+        ev.permutations(cache, rotations)
     _write_discovery(out, ev, disc, m)
     summary: dict[str, Any] = {
         "model": m.describe(),

@@ -16,6 +16,7 @@ class Recipe(BaseModel):
 
     name: str
     reproduces: str
+    pairs_with: str = ""
     model: str = "tiny"
     data: str = "demo"
     audio_root: str | None = None
@@ -35,6 +36,7 @@ class Recipe(BaseModel):
     device: str | None = None
     dtype: str | None = None
     devices: int = 1
+    permute_options: int = 1
 
     def cli_kwargs(self, out: Path) -> dict[str, Any]:
         return dict(
@@ -64,6 +66,7 @@ class Recipe(BaseModel):
             from_run=None,
             controls=True,
             devices=self.devices,
+            permute_options=self.permute_options,
         )
 
 

@@ -103,3 +103,59 @@ def test_recipe_schema_is_strict(tmp_path):
     p.write_text('name = "x"\nreproduces = "y"\nmodle = "tiny"\n')
     r = runner.invoke(app, ["run", str(p)])
     assert r.exit_code == 1 and "modle" in r.output
+
+
+def test_permute_options_and_from_run(dataset_path, tmp_path):
+    out = tmp_path / "p"
+    args = [
+        "evaluate",
+        "--data",
+        str(dataset_path),
+        "--calib-fraction",
+        "0.5",
+        "--k",
+        "4",
+        "--k-sweep",
+        "4",
+        "--seeds",
+        "2",
+        "--grid",
+        "0,1",
+        "--batch-size",
+        "12",
+        "--method",
+        "head-guided",
+        "--method",
+        "aad",
+    ]
+    r = runner.invoke(app, [*args, "--out", str(out), "--permute-options", "2"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    base = s["table"][0]
+    assert base["option_permutations"]["rotations"] == 1
+    assert "Position-bias control" in (out / "report.md").read_text()
+    # --from reuses the capture; a run of another model is refused naming both
+    r2 = runner.invoke(app, [*args, "--out", str(tmp_path / "q"), "--from", str(out)])
+    assert r2.exit_code == 0, r2.output
+    assert "capturing" not in r2.output
+    (tmp_path / "other.json").write_text((dataset_path).read_text().replace("clip", "sound"))
+    bad = [*args]
+    bad[2] = str(tmp_path / "other.json")
+    r3 = runner.invoke(
+        app,
+        [*bad, "--audio-root", str(dataset_path.parent), "--out", str(tmp_path / "z"), "--from", str(out)],
+    )
+    assert r3.exit_code == 1 and "data sha256" in r3.output
+
+
+def test_all_recipes_parse():
+    from pathlib import Path
+
+    from steer_audio.evaluate.run import METHODS
+    from steer_audio.recipes import load_recipe
+
+    files = sorted(Path(__file__).resolve().parents[1].glob("recipes/**/*.toml"))
+    assert len(files) >= 11
+    for f in files:
+        r = load_recipe(f)
+        assert all(m in METHODS for m in (r.method or []))

@@ -93,3 +93,12 @@ def test_prompt_and_label_tokens(tiny):
     assert "(E) " + e.choices[4] in user_text(e, ps)
     ids = candidate_ids(tiny.processor.tokenizer, e, ps)
     assert len(ids) == 5 and len(set(ids)) == 5
+
+
+def test_rotate_moves_options_and_answer_together():
+    ds = mmau.load(ASSETS / "mmau-test-mini.json")
+    e = ds.examples[0]
+    r = mmau.rotate(e, 1)
+    assert r.choices == (e.choices[-1], *e.choices[:-1])
+    assert {r.choices[i] for i in r.correct} == {e.answer}
+    assert r.id == f"{e.id}#rot1" and r.audio_path == e.audio_path

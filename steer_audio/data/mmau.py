@@ -179,6 +179,23 @@ def check_disjoint(calib: list[Example], evals: list[Example]) -> None:
         raise SteerAudioError("the evaluation split is empty")
 
 
+def rotate(ex: Example, r: int) -> Example:
+    """The same item with its options rotated by r (option i moves to position (i + r) mod n)."""
+    n = len(ex.choices)
+    order = [(i - r) % n for i in range(n)]  # new position j holds old option order[j]
+    return Example(
+        id=f"{ex.id}#rot{r}",
+        question=ex.question,
+        choices=tuple(ex.choices[k] for k in order),
+        answer=ex.answer,
+        correct=frozenset(j for j, k in enumerate(order) if k in ex.correct),
+        domain=ex.domain,
+        audio_path=ex.audio_path,
+        audio_array=ex.audio_array,
+        extra={**ex.extra, "rotation_of": ex.id, "rotation": r},
+    )
+
+
 def by_split_field(examples: list[Example], calib: str, evals: str) -> tuple[list[Example], list[Example]]:
     c = [e for e in examples if e.extra.get("split") == calib]
     v = [e for e in examples if e.extra.get("split") == evals]

@@ -99,6 +99,8 @@ class MethodResult:
     pred: np.ndarray  # eval predictions (option index)
     calib_curve: dict[str, list[float]] | None = None
     eval_curve: dict[str, list[float]] | None = None
+    #: re-applies the chosen configuration to other cached data (option-order permutations); None = forward-only
+    predict: Any = None
 
 
 class Evaluator:
@@ -167,7 +169,11 @@ class Evaluator:
         self.disc = disc
         rng = np.random.default_rng(cfg.seed)
         main_heads = disc.heads if cfg.heads == "specialist" else random_heads(disc.r, cfg.k, rng)
-        self.results.append(MethodResult("baseline", {}, predictions(self.de["logits_a"])))
+        self.results.append(
+            MethodResult(
+                "baseline", {}, predictions(self.de["logits_a"]), predict=lambda d: predictions(d["logits_a"])
+            )
+        )
         steps = [m for m in cfg.methods if m != "baseline"]
         with bar(len(steps), "evaluate") as p:
             for m in steps:
@@ -237,14 +243,19 @@ class Evaluator:
                 best = (key, layer, i, v_e, cal, ev)
         _, layer, i, v_e, cal, ev = best
         a = self.cfg.alphas[i]
-        pred = predictions(cached.score(self.de, self.ro, v_e, [a])[0])
+        ro = self.ro
+
+        def predict(d: CaptureData) -> np.ndarray:
+            return predictions(cached.score(d, ro, cached.single_layer_direction(d, layer), [a])[0])
+
         self.results.append(
             MethodResult(
                 "single-layer",
                 {"layer": layer, "alpha": a},
-                pred,
+                predict(self.de),
                 {"alpha": self.cfg.alphas, "accuracy": cal},
                 {"alpha": self.cfg.alphas, "accuracy": ev},
+                predict,
             )
         )
         self.extra["single_layer_calib_best_by_layer"] = {str(k): max(v) for k, v in curves.items()}
@@ -274,6 +285,7 @@ class Evaluator:
                 predictions(f(self.de, a)),
                 {"alpha": al, "accuracy": cal},
                 {"alpha": al, "accuracy": ev},
+                lambda d: predictions(f(d, a)),
             )
         )
 
@@ -345,6 +357,27 @@ class Evaluator:
             pred = predictions(cached.score(self.de, self.ro, d, [a])[0])
             self.results.append(MethodResult(f"control/{name}", {"alpha": a, "of": "head-guided"}, pred))
 
+    # -- option-order permutations ---------------------------------------------------------------------------
+    def permutations(self, cache: CaptureCache, rotations: list[list[Example]]) -> None:
+        """Re-score every cached method at its chosen configuration on rotated option orders."""
+        self.rotations: list[tuple[list[Example], CaptureData]] = []
+        for rot in rotations:
+            have = [e for e in rot if e.id in cache.index["examples"]]
+            self.rotations.append((have, cache.load([e.id for e in have])))
+
+    def _permuted(self, r: MethodResult) -> dict[str, Any] | None:
+        rots = getattr(self, "rotations", None)
+        if not rots or r.predict is None:
+            return None
+        n_all = len(self.ev_ex) + len(self.ev_missing)
+        accs = [float(correctness(r.predict(d), [e.correct for e in exs]).sum() / n_all) for exs, d in rots]
+        orig = self._acc_full(r.pred)
+        return {
+            "rotations": len(rots),
+            "accuracy_by_rotation": accs,
+            "accuracy_mean_over_orders": float(np.mean([orig, *accs])),
+        }
+
     # -- accounting ----------------------------------------------------------------------------------------
     def _acc_full(self, pred: np.ndarray) -> float:
         """Accuracy over all evaluation items, missing captures counted as wrong."""
@@ -377,6 +410,9 @@ class Evaluator:
                 row["gain_pp"] = 100 * (row["accuracy"] - float(base.mean()))
                 row["gain_ci95_pp"] = [100 * x for x in bootstrap_ci(c - base, seed=self.cfg.seed)]
                 row["mcnemar_vs_baseline"] = mcnemar(base, c)
+            perm = self._permuted(r)
+            if perm:
+                row["option_permutations"] = perm
             if r.calib_curve:
                 row["calib_curve"] = r.calib_curve
                 row["eval_curve"] = r.eval_curve

@@ -118,6 +118,22 @@ def render(summary: dict[str, Any]) -> str:
         out.append(
             f"| {r['method']} | {_pct(r['accuracy'])} | {r.get('gain_pp', 0):+.2f} | {_p(r)} | {params} |"
         )
+    perm = [r for r in rows if r.get("option_permutations")]
+    if perm:
+        n_rot = perm[0]["option_permutations"]["rotations"] + 1
+        out += [
+            "",
+            f"## Position-bias control: accuracy over {n_rot} rotated option orders (%)",
+            "",
+            "| method | original order | mean over orders | per rotation |",
+            "|---|---|---|---|",
+        ]
+        for r in perm:
+            p = r["option_permutations"]
+            out.append(
+                f"| {r['method']} | {_pct(r['accuracy'])} | {_pct(p['accuracy_mean_over_orders'])} | "
+                f"{', '.join(_pct(a) for a in p['accuracy_by_rotation'])} |"
+            )
     d = summary["discovery"]
     ci, cf = d["check_i_auc"], d["check_ii_flips"]
     out += [
