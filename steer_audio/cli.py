@@ -339,6 +339,62 @@ def run(
     evaluate(**kw)
 
 
+@app.command()
+def listen(
+    clip: Annotated[Path, typer.Argument(help="an audio file")],
+    question: Annotated[str, typer.Option("--question", "-q")],
+    choices: Annotated[str, typer.Option("--choices", "-c", help="comma-separated options, e.g. A,B,C,D")],
+    model: Model = "tiny",
+    from_run: Annotated[
+        Path | None, typer.Option("--from", help="a discover/evaluate run of this model")
+    ] = None,
+    negative: Negative = "silence",
+    device: Device = None,
+    dtype: Dtype = None,
+    remote: Remote = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """One example: prediction with and without steering, listening score, does silence change it."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .listen import listen as run_listen
+    from .progress import setup_logging
+
+    setup_logging()
+    try:
+        res = run_listen(
+            model, clip, question, choices.split(","), from_run, negative, device, dtype, remote or False
+        )
+    except SteerAudioError as e:
+        _fail(e)
+        return
+    if as_json:
+        typer.echo(json.dumps(res, indent=1))
+        return
+    t = Table(title=f"{res['model']}{' (RANDOM WEIGHTS)' if res['random_weights'] else ''}: {clip}")
+    t.add_column("")
+    t.add_column("answer")
+    t.add_row("prediction", f"({res['prediction']['label']}) {res['prediction']['choice']}")
+    t.add_row(
+        f"with {res['negative']} instead",
+        f"({res['prediction_under_negative']['label']}) {res['prediction_under_negative']['choice']}",
+    )
+    if "steered_prediction" in res:
+        sp = res["steered_prediction"]
+        t.add_row(f"head-guided steering, alpha={res['alpha']}", f"({sp['label']}) {sp['choice']}")
+    if "listening_score" in res:
+        t.add_row(
+            "listening score",
+            f"{res['listening_score']:.4f} (percentile {res['listening_percentile_vs_calibration']:.0f} of calibration)",
+        )
+    Console(file=sys.stdout).print(t)
+    if "note" in res:
+        typer.echo(res["note"])
+
+
 def _register_extras() -> None:
     try:
         from . import cli_mini

@@ -159,3 +159,52 @@ def test_all_recipes_parse():
     for f in files:
         r = load_recipe(f)
         assert all(m in METHODS for m in (r.method or []))
+
+
+def test_listen_agrees_with_the_evaluation_run(dataset_path, tmp_path):
+    out = tmp_path / "run"
+    args = [
+        "evaluate",
+        "--data",
+        str(dataset_path),
+        "--calib-fraction",
+        "0.5",
+        "--k",
+        "4",
+        "--k-sweep",
+        "4",
+        "--seeds",
+        "1",
+        "--grid",
+        "0,2,4",
+        "--batch-size",
+        "12",
+        "--method",
+        "head-guided",
+        "--out",
+        str(out),
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    item_id = preds[0]["id"]
+    item = next(it for it in json.loads(dataset_path.read_text()) if it["id"] == item_id)
+    r = runner.invoke(
+        app,
+        [
+            "listen",
+            str(dataset_path.parent / item["audio_id"]),
+            "-q",
+            item["question"],
+            "-c",
+            ",".join(item["choices"]),
+            "--from",
+            str(out),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output[r.output.index("{") :])
+    by = {p["method"]: p for p in preds if p["id"] == item_id}
+    assert res["prediction"]["choice"] == by["baseline"]["choice"]
+    assert res["steered_prediction"]["choice"] == by["head-guided"]["choice"]
+    assert 0 <= res["listening_percentile_vs_calibration"] <= 100
