@@ -58,6 +58,7 @@ class Plan:
 def splits(plan: Plan) -> tuple[mmau.Dataset, list[mmau.Example], list[mmau.Example], dict[str, Any]]:
     ds = mmau.load(data_path(plan.data), plan.audio_root)
     exs = ds.examples
+    how: dict[str, Any]
     if plan.calib:
         cal_ds = mmau.load(data_path(plan.calib), plan.audio_root)
         calib, evals = cal_ds.examples, exs

@@ -12,6 +12,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -26,8 +27,21 @@ def setup_logging(level: int = logging.INFO) -> None:
     )
 
 
+class Bar:
+    """One rich progress bar: `advance(n)` and `status(text)`."""
+
+    def __init__(self, progress: Progress, task: TaskID):
+        self._p, self._t = progress, task
+
+    def advance(self, n: float = 1) -> None:
+        self._p.advance(self._t, n)
+
+    def status(self, text: str) -> None:
+        self._p.update(self._t, status=text)
+
+
 @contextmanager
-def bar(total: int, desc: str) -> Iterator[Progress]:
+def bar(total: int, desc: str) -> Iterator[Bar]:
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -38,5 +52,4 @@ def bar(total: int, desc: str) -> Iterator[Progress]:
         console=stderr,
         transient=False,
     ) as p:
-        p.add_task(desc, total=total, status="")
-        yield p
+        yield Bar(p, p.add_task(desc, total=total, status=""))

@@ -70,7 +70,8 @@ def run_capture(
     with bar(len(todo), "capture") as p:
         i = 0
         while i < len(todo):
-            chunk, wavs = [], []
+            chunk: list[Example] = []
+            wavs: list[np.ndarray] = []
             while i < len(todo) and len(chunk) < batch_size:
                 ex = todo[i]
                 i += 1
@@ -82,7 +83,7 @@ def run_capture(
                         raise
                     log.warning("%s: %s (counted as missing)", ex.id, err)
                     cache.add_missing(ex.id, str(err))
-                    p.advance(0, 1)
+                    p.advance(1)
             if not chunk:
                 continue
             negs = [
@@ -102,7 +103,7 @@ def run_capture(
                 )
                 need_readout = False
             cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
-            p.advance(0, len(chunk))
+            p.advance(len(chunk))
     return cache
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import nnsight
 import torch
 
 from ..models.arch import ArchSpec, Geometry, resolve
@@ -116,5 +117,5 @@ def capture_trace(
         if readout_ids is not None:
             out["readout_w"] = ev.lm_head.weight[readout_ids.to(logits.device)]
             out["readout_norm"] = ev.final_norm.weight
-        out = out.save()
+        out = nnsight.save(out)
     return out

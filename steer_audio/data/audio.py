@@ -53,7 +53,7 @@ def negative(wav: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if kind == "noise":
         rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
-        return (rng.standard_normal(wav.shape[0]) * rms).astype(np.float32)
+        return np.asarray(rng.standard_normal(wav.shape[0]) * rms, dtype=np.float32)
     if kind == "shuffle":
         return block_shuffle(wav, rng)
     raise SteerAudioError(f"unknown negative {kind!r}: use one of {', '.join(NEGATIVES)}")

@@ -177,9 +177,9 @@ class Evaluator:
         steps = [m for m in cfg.methods if m != "baseline"]
         with bar(len(steps), "evaluate") as p:
             for m in steps:
-                p.update(0, status=m)
+                p.status(m)
                 getattr(self, "_m_" + m.replace("-", "_"))(disc, main_heads)
-                p.advance(0, 1)
+                p.advance(1)
         return disc
 
     def _m_head_guided(self, disc: Discovery, hs: HeadSet) -> None:
@@ -241,6 +241,8 @@ class Evaluator:
             key = (cal[i], -abs(self.cfg.alphas[i]), -layer)
             if best is None or key > best[0]:
                 best = (key, layer, i, v_e, cal, ev)
+        if best is None:
+            raise SteerAudioError("the model has no decoder layers to steer")
         _, layer, i, v_e, cal, ev = best
         a = self.cfg.alphas[i]
         ro = self.ro

@@ -48,7 +48,25 @@ MODELS: dict[str, ModelEntry] = {
     "mini": ModelEntry(
         "mini", "mini", scoring="first-token", description="Whisper-base + Gemma-3-270M + trained projector"
     ),
+    # more families (steer_audio/models/families.py): tiny random configs and the real checkpoints
+    "tiny-qwen2.5-omni": ModelEntry(
+        "tiny-qwen2.5-omni", "tiny-family", description="tiny Qwen2.5-Omni thinker, RANDOM weights"
+    ),
+    "tiny-voxtral": ModelEntry("tiny-voxtral", "tiny-family", description="tiny Voxtral, RANDOM weights"),
+    "tiny-af3": ModelEntry("tiny-af3", "tiny-family", description="tiny Audio Flamingo 3, RANDOM weights"),
+    "qwen2.5-omni": ModelEntry(
+        "qwen2.5-omni", "family", "Qwen/Qwen2.5-Omni-7B", "main", "letters", "Qwen2.5-Omni-7B (thinker only)"
+    ),
+    "voxtral-mini": ModelEntry(
+        "voxtral-mini", "family", "mistralai/Voxtral-Mini-3B-2507", "main", "letters", "Voxtral-Mini-3B-2507"
+    ),
+    "af3": ModelEntry(
+        "af3", "family", "nvidia/audio-flamingo-3-hf", "main", "letters", "Audio Flamingo 3 (transformers)"
+    ),
 }
+
+#: kinds built by steer_audio/models/families.py
+FAMILY_KINDS = ("tiny-family", "family")
 
 
 def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -66,6 +84,10 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
             spec |= {"weights": extra.get("weights")}
         if e.kind == "random":
             spec |= {"seed": 0, "attn": extra.get("attn", "sdpa")}
+        if e.kind in FAMILY_KINDS:
+            from .families import family_spec
+
+            spec |= family_spec(e.name, e.kind, e.hub_id, revision or e.revision, extra)
         return spec
     if Path(name).expanduser().is_dir():
         return {"name": str(Path(name).expanduser().resolve()), "kind": "path", "scoring": "letters"}
@@ -83,7 +105,7 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
 
 
 def is_random(spec: dict[str, Any]) -> bool:
-    return spec["kind"] in ("tiny", "random")
+    return spec["kind"] in ("tiny", "random", "tiny-family")
 
 
 #: Qwen2-Audio-7B(-Instruct) decoder shapes (its config.json); the encoder is Qwen2AudioEncoderConfig's default
@@ -110,10 +132,11 @@ def random_7b_config(attn: str = "sdpa") -> Any:
 
     tok = build_tokenizer()
     cfg = Qwen2AudioConfig(
-        text_config=dict(QWEN2_AUDIO_7B_TEXT), audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>")
+        text_config=dict(QWEN2_AUDIO_7B_TEXT),
+        audio_token_index=int(tok.convert_tokens_to_ids("<|AUDIO|>")),  # type: ignore[arg-type]
     )
     cfg._attn_implementation = attn
-    cfg.text_config._attn_implementation = attn
+    setattr(cfg.text_config, "_attn_implementation", attn)  # noqa: B010
     return cfg
 
 
@@ -125,6 +148,10 @@ def _hub_source(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def load_config(spec: dict[str, Any]) -> Any:
     kind = spec["kind"]
+    if kind in FAMILY_KINDS:
+        from . import families
+
+        return families.load_config(spec)
     if kind == "tiny":
         from .tiny import build_config
 
@@ -150,6 +177,10 @@ def build_module(
 ) -> torch.nn.Module:
     """Build the real module for a spec (weights loaded), in eval mode."""
     kind = spec["kind"]
+    if kind in FAMILY_KINDS:
+        from . import families
+
+        return families.build_module(spec, dtype=dtype, device=device)
     if kind == "tiny":
         from .tiny import build_model
 
@@ -167,7 +198,7 @@ def build_module(
             from .mini.assemble import load_mini
         except ImportError as e:
             raise SteerAudioError("the embedded model `mini` is not available in this installation") from e
-        model, _ = load_mini(weights=spec.get("weights"), dtype=dtype or torch.float32)
+        model, _ = load_mini(weights=spec.get("weights"), dtype=dtype or torch.float32)  # type: ignore[assignment]
     else:
         from transformers import Qwen2AudioForConditionalGeneration
 
@@ -177,13 +208,17 @@ def build_module(
         except OSError as e:
             raise _missing_weights(spec, e) from e
     if device is not None:
-        model = model.to(device)
+        torch.nn.Module.to(model, device)
     return model.eval().requires_grad_(False)
 
 
 def build_meta_module(spec: dict[str, Any]) -> torch.nn.Module:
     """The weightless skeleton (built under nnsight's MetaDevice by the wrapper)."""
     kind = spec["kind"]
+    if kind in FAMILY_KINDS:
+        from . import families
+
+        return families.build_module(spec, meta=True)
     if kind in ("tiny", "mini"):
         return build_module(spec)
     if kind == "random":
@@ -199,6 +234,10 @@ def build_meta_module(spec: dict[str, Any]) -> torch.nn.Module:
 
 def load_processor(spec: dict[str, Any]) -> Any:
     kind = spec["kind"]
+    if kind in FAMILY_KINDS:
+        from . import families
+
+        return families.load_processor(spec)
     if kind == "tiny":
         from .tiny import build_processor
 

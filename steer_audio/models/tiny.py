@@ -36,7 +36,7 @@ TINY_DEFAULT: dict[str, Any] = {
 def build_tokenizer() -> Qwen2Tokenizer:
     """Byte-level BPE with no merges: every byte is one token (ids 0..255), specials from 256."""
     vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Qwen2Tokenizer(vocab=vocab, merges=[], errors="replace", unk_token=None)
+    tok = Qwen2Tokenizer(vocab=vocab, merges=[], errors="replace", unk_token=None)  # type: ignore[arg-type]
     tok.add_special_tokens({"eos_token": SPECIALS[0], "pad_token": SPECIALS[0]})
     tok.add_special_tokens({"additional_special_tokens": SPECIALS[1:]})
     tok.audio_token, tok.audio_bos_token, tok.audio_eos_token = "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"
@@ -77,10 +77,10 @@ def build_config(spec: dict[str, Any] | None = None) -> Qwen2AudioConfig:
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
         ),
-        audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
+        audio_token_index=int(tok.convert_tokens_to_ids("<|AUDIO|>")),  # type: ignore[arg-type]
     )
     cfg._attn_implementation = s["attn"]
-    cfg.text_config._attn_implementation = s["attn"]
+    setattr(cfg.text_config, "_attn_implementation", s["attn"])  # noqa: B010
     return cfg
 
 
