@@ -16,7 +16,6 @@ from pathlib import Path
 import nnsight
 import pytest
 import torch
-from nnsight.intervention.interleaver import OutOfOrderError
 
 from steer_audio.capture.inputs import encode
 from steer_audio.capture.run import run_capture
@@ -134,14 +133,9 @@ def test_only_saved_values_come_back(pair, batch):
     assert outside == []
 
 
-@pytest.mark.xfail(
-    raises=OutOfOrderError,
-    strict=False,
-    reason="capture_trace reads `.source` envoys resolved outside the trace (envoys()); a remote/deserialised "
-    "model never gets that instrumentation. Resolve `attn.source.<rope_op>` inside the trace.",
-)
 def test_capture_stage_round_trip_equals_local(pair, dataset_path, tmp_path):
-    """The toolkit's capture stage (capture_trace) with remote='local' writes the same cache bytes."""
+    """The toolkit's capture stage (capture_trace) with remote='local' writes the same cache bytes. Run on a
+    fresh remote model: `.source` must be resolved inside the trace (capture.trace.SourceOps) for this to pass."""
     local, remote = pair
     exs = mmau.load(dataset_path).examples[:4]
     run_capture(local, exs, tmp_path / "local", batch_size=2)

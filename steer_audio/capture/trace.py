@@ -14,13 +14,29 @@ import torch
 from ..models.arch import ArchSpec, Geometry, resolve
 
 
+class SourceOps:
+    """One `.source` operation per attention module, resolved when indexed, i.e. inside the trace, on the model
+    that runs it. Resolved before the trace, `.source` would instrument only this process's copy of the module:
+    on an NDIF server (or after nnsight's remote="local" round trip) the model never reaches that hook and the
+    trace fails with OutOfOrderError."""
+
+    def __init__(self, attn: list[Any], op: str, model_name: str) -> None:
+        self.attn, self.op, self.model_name = list(attn), op, model_name
+
+    def __getitem__(self, i: int) -> Any:
+        return resolve(self.attn[i].source, self.op, self.model_name)
+
+    def __len__(self) -> int:
+        return len(self.attn)
+
+
 @dataclass
 class Envoys:
     """nnsight envoys of one wrapped model, resolved once from the architecture table."""
 
     layers: list[Any]
     o_proj: list[Any]
-    rope: list[Any]
+    rope: SourceOps
     attn_modules: list[Any]
     final_norm: Any
     lm_head: Any
@@ -33,7 +49,7 @@ def envoys(lm: Any, arch: ArchSpec, geom: Geometry, name: str) -> Envoys:
     return Envoys(
         layers=layers,
         o_proj=[resolve(layer, arch.o_proj, name) for layer in layers],
-        rope=[resolve(a.source, arch.rope_op, name) for a in attn],
+        rope=SourceOps(attn, arch.rope_op, name),
         attn_modules=[a._module for a in attn],
         final_norm=resolve(lm, arch.final_norm, name),
         lm_head=resolve(lm, arch.lm_head, name),
