@@ -80,6 +80,10 @@ def test_model_key_is_offline_and_round_trips(pair):
     # what a server does with the key (nnsight 0.8.0 on the server also passes trust_remote_code)
     rebuilt = type(remote.lm).from_model_key(key, dispatch=False, trust_remote_code=False)
     assert rebuilt.to_model_key() == key
+    from steer_audio.remote import model_key_for
+
+    assert model_key_for("tiny") == key  # what an operator puts in NDIF_DEPLOYMENTS
+    assert '"revision": "abc"' in model_key_for("qwen2-audio", revision="abc")
 
 
 def _capture_in_trace(lm, ev_attn, rope_op, o_proj, layers, lm_head, inputs, remote):

@@ -75,18 +75,22 @@ case "$NDIF_PROFILE" in
     export NDIF_DEFAULT_DTYPE="${NDIF_DEFAULT_DTYPE:-float32}"
     # One torch thread per process on a 2-vCPU VM (2 threads gave ~1 s stalls).
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 STEER_AUDIO_TORCH_THREADS=1
-    # Optional: full model key(s) to deploy (pinned) when the controller starts, '|'-separated, exactly as
-    # `model.to_model_key()` prints them on the client. Empty: the first request deploys its model (~15 s cold).
+    # Optional: full model key(s) to deploy (pinned) when the controller starts, '|'-separated, exactly as a
+    # client sends them: .venv/bin/python -c 'from steer_audio.remote import model_key_for; print(model_key_for("tiny"))'
+    # Empty: the first request deploys its model (~15-20 s cold on this machine).
     export NDIF_DEPLOYMENTS="${NDIF_DEPLOYMENTS:-}"
     ;;
   gpu)
     # NOT RUN HERE. A single- or multi-GPU host serving Qwen2-Audio-7B-Instruct (~16 GB in bf16).
-    # - Stock GPU actor; Ray detects the GPUs itself (NDIF's start scripts add cuda_memory_bytes per node; we
-    #   pass it explicitly: set NDIF_GPU_MEMORY_BYTES to the total usable bytes of the cards Ray may use).
+    # - Stock GPU actor (CUDA placement, HOT->WARM caching to CPU RAM). Ray detects the GPUs; the custom
+    #   resources (head marker, total cuda_memory_bytes, cpu_memory_bytes for the WARM cache) come from NDIF's own
+    #   helper, exactly what NDIF's start scripts feed to `ray start --resources`.
     export NDIF_MODEL_IMPORT_PATH="${NDIF_MODEL_IMPORT_PATH:-ndif.services.ray.deployments.modeling.base.ModelActor}"
     export NDIF_RAY_NUM_GPUS="${NDIF_RAY_NUM_GPUS:-$(nvidia-smi -L 2>/dev/null | wc -l)}"
-    : "${NDIF_GPU_MEMORY_BYTES:=80000000000}"
-    export NDIF_RAY_RESOURCES="${NDIF_RAY_RESOURCES:-{\"head\": 10, \"cuda_memory_bytes\": ${NDIF_GPU_MEMORY_BYTES}\}}"
+    if [ -z "${NDIF_RAY_RESOURCES:-}" ]; then
+      NDIF_RAY_RESOURCES="$("$NDIF_VENV/bin/python" -m ndif.services.ray.resources --head)"
+    fi
+    export NDIF_RAY_RESOURCES
     export NDIF_RAY_NUM_CPUS="${NDIF_RAY_NUM_CPUS:-$(nproc)}"
     export NDIF_RAY_OBJECT_STORE_BYTES="${NDIF_RAY_OBJECT_STORE_BYTES:-4000000000}"
     export NDIF_DEFAULT_DTYPE="${NDIF_DEFAULT_DTYPE:-bfloat16}"
@@ -95,8 +99,9 @@ case "$NDIF_PROFILE" in
     # The model key must name the same revision (the wrapper's key carries hub id + revision), and HF_HUB_OFFLINE=1
     # above keeps the server from contacting the hub.
     export HF_HOME="${HF_HOME:-/srv/hf}"
-    # Deploy the model when the controller starts, so the first user does not pay the cold load. The exact key is
-    # what `AudioLM.from_registry("qwen2-audio-7b-instruct").to_model_key()` prints on a client (see README).
+    # Deploy the model when the controller starts, so the first user does not pay the cold load. The exact key:
+    #   .venv/bin/python -c 'from steer_audio.remote import model_key_for as k; print(k("qwen2-audio", "<commit>"))'
+    # The stock actor passes device=<gpu index> (one GPU) or device_map/max_memory (several) to the wrapper's _load.
     export NDIF_DEPLOYMENTS="${NDIF_DEPLOYMENTS:-}"
     # Python 3.12+ with a CUDA torch: workaround 1 (--ignore-requires-python) is then unnecessary; workaround 2
     # (nnsight 0.8.0 on the server) is still needed with ndif 0.1.2.

@@ -213,3 +213,15 @@ def trace_kwargs(lm: Any, target: RemoteTarget, on_status: StatusCallback | None
     if not target.is_server:
         return {"remote": LOCAL_SIMULATION}
     return {"backend": status_backend(lm, target, on_status)}
+
+
+def model_key_for(model: str, revision: str | None = None) -> str:
+    """The full NDIF model key a client will send for ``--model`` (and ``--revision``), computed offline without
+    building the model: what a server operator puts in ``NDIF_DEPLOYMENTS`` to deploy it at start."""
+    from nnsight.util import to_import_path
+
+    from ..models import registry
+    from ..models.wrapper import AudioLM
+
+    spec = registry.resolve_spec(model, revision=revision)
+    return f"{to_import_path(AudioLM)}:{json.dumps(spec, sort_keys=True)}"
