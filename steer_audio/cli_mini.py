@@ -122,6 +122,12 @@ def train_mini(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     lr: Annotated[float, typer.Option("--lr", min=0.0)] = 2e-3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    loss: Annotated[
+        str, typer.Option("--loss", help="choices: softmax over the candidate tokens; vocab: full vocabulary")
+    ] = "choices",
+    eval_every: Annotated[
+        int, typer.Option("--eval-every", min=1, help="calibration probe every N steps")
+    ] = 100,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
     export: Annotated[
@@ -142,6 +148,8 @@ def train_mini(
         raise typer.BadParameter(
             f"no {lb.DATA_JSON} in {data_dir}; run `steer-audio bench` first", param_hint="--data"
         )
+    if loss not in ("choices", "vocab"):
+        raise typer.BadParameter("must be choices or vocab", param_hint="--loss")
     cfg = TrainConfig(
         p=p,
         no_hint=no_hint,
@@ -151,6 +159,8 @@ def train_mini(
         lr=lr,
         seed=seed,
         threads=threads,
+        loss=loss,
+        eval_every=eval_every,
     )
     try:
         recipe = train(data_dir, out, cfg, resume=resume, cache_dir=cache_dir)
@@ -183,6 +193,9 @@ def eval_mini(
         Path | None, typer.Option("--out", help="write predictions.jsonl + summary.json here")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="first N base items per template (all twins)")
+    ] = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """First-token accuracy and prior-follow of mini on listen-bench, per condition and task."""
@@ -200,7 +213,9 @@ def eval_mini(
         )
     w = weights if weights is not None else ASSETS_DIR / PROJECTOR_FILE
     try:
-        preds, summary = evaluate(data_dir, w, split=split, cache_dir=cache_dir, work=out, threads=threads)
+        preds, summary = evaluate(
+            data_dir, w, split=split, cache_dir=cache_dir, work=out, threads=threads, limit=limit
+        )
     except (TrainError, MiniSetupError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e

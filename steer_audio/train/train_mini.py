@@ -5,7 +5,8 @@ Each step samples training rows: with probability ``no_hint`` the question has n
 hint names the right answer with probability ``p`` (the text-prior reliability knob) and a wrong one
 otherwise; a ``silence`` share of rows uses the all-zero twin, whose target is the hinted choice (so
 digital silence is in distribution and means "fall back to the text"). The loss is cross-entropy of the
-answer's first token (full vocabulary) at the final prompt position.
+answer's first token at the final prompt position, over the item's candidate first tokens (``loss="choices"``,
+the default, matching first-token scoring) or over the full vocabulary (``loss="vocab"``).
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ class TrainConfig:
     lr: float = 2e-3
     warmup: int = 10
     seed: int = 0
-    checkpoint_every: int = 25
+    checkpoint_every: int = 10
     eval_every: int = 100
     eval_items: int = 40  # calibration base items per probe (neutral + misleading)
     threads: int = 2
+    loss: str = "choices"  # "choices": softmax over the item's candidate tokens; "vocab": full vocabulary
 
 
 class TrainError(RuntimeError):
@@ -185,7 +187,7 @@ def last_logits(model: object, ids: Sequence[Sequence[int]], feats: Sequence[tor
     if int(mask.sum()) != proj.shape[0]:
         raise TrainError(f"{int(mask.sum())} audio tokens but {proj.shape[0]} audio features")
     emb = emb.masked_scatter(mask, proj)
-    h = m.language_model(inputs_embeds=emb, attention_mask=att).last_hidden_state[:, -1]
+    h = m.language_model(inputs_embeds=emb, attention_mask=att, use_cache=False).last_hidden_state[:, -1]
     return model.lm_head(h)  # type: ignore[attr-defined]
 
 
@@ -348,6 +350,8 @@ def train(
     calib = [r for r in calib if r["twin_of"] in set(calib_ids)]
     if not twins:
         raise TrainError("the data set has no training items")
+    if cfg.loss not in ("choices", "vocab"):
+        raise TrainError(f"unknown loss {cfg.loss!r} (choices or vocab)")
 
     model, processor = assemble.build_mini(cache_dir)
     params = _projector_params(model)
@@ -367,8 +371,21 @@ def train(
     }
     if resume and state_path.is_file():
         prev = json.loads(state_path.read_text())
-        if prev["config"] != asdict(cfg):
-            raise TrainError("--resume with a different configuration than the saved run")
+        mutable = {"steps", "eval_every", "checkpoint_every", "threads"}
+        changed = {k for k, v in asdict(cfg).items() if prev["config"].get(k) != v}
+        if changed - mutable:
+            raise TrainError(
+                f"--resume with a different configuration ({', '.join(sorted(changed - mutable))})"
+            )
+        if changed:
+            prev.setdefault("schedule_changes", []).append(
+                {
+                    "at_step": prev["step"],
+                    "from": {k: prev["config"][k] for k in changed},
+                    "to": {k: asdict(cfg)[k] for k in changed},
+                }
+            )
+            prev["config"] = asdict(cfg)
         if prev.get("data_sha256") != state["data_sha256"]:
             raise TrainError("--resume with a different data set than the saved run")
         ck = load_file(str(out / CHECKPOINT))
@@ -415,17 +432,23 @@ def train(
             batch = sample_batch(twins, cfg, step)
             fs = [feats[_audio_key(data_dir, r)] for r, _ in batch]
             ids = [prompts.ids(r, f.shape[0]) for (r, _), f in zip(batch, fs, strict=True)]
-            targets = torch.tensor([prompts.choice_ids(r)[r["choices"].index(t)] for r, t in batch])
+            cands = torch.tensor([prompts.choice_ids(r) for r, _ in batch])
+            tpos = torch.tensor([r["choices"].index(t) for r, t in batch])
             for gp in opt.param_groups:
                 gp["lr"] = _lr(cfg, step)
             logits = last_logits(model, ids, fs)
-            loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+            if cfg.loss == "vocab":
+                loss = torch.nn.functional.cross_entropy(
+                    logits.float(), cands[torch.arange(len(batch)), tpos]
+                )
+            else:
+                loss = torch.nn.functional.cross_entropy(logits.float().gather(1, cands), tpos)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             state["step"] = step + 1
-            state.setdefault("losses", []).append(round(float(loss), 4))
-            prog.update(task, completed=state["step"], info=f"loss {float(loss):.3f}")
+            state.setdefault("losses", []).append(round(float(loss.detach()), 4))
+            prog.update(task, completed=state["step"], info=f"loss {loss.item():.3f}")
             if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
                 s = summarize(predict(model, prompts, feats, data_dir, calib))
                 state["history"].append(
@@ -450,6 +473,7 @@ def train(
         "encode_seconds": round(t_enc, 1),
         "seconds": round(time.time() - t0, 1),
         "history": state["history"],
+        "schedule_changes": state.get("schedule_changes", []),
         "final_loss_mean_last20": float(np.mean(state.get("losses", [float("nan")])[-20:])),
     }
     tmp = out / (assemble.PROJECTOR_FILE + ".tmp")
@@ -494,14 +518,26 @@ def evaluate(
     work: Path | None = None,
     threads: int = 2,
     console: object | None = None,
+    limit: int | None = None,
 ) -> tuple[list[dict], dict]:
-    """First-token predictions of a trained mini on one split (all four conditions)."""
+    """First-token predictions of a trained mini on one split (all four conditions).
+
+    ``limit`` keeps the first ``limit`` base items of each template (all their twins).
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     torch.set_num_threads(threads)
     con = console if console is not None else Console(stderr=True)
     rows = lb.load_items(Path(data_dir), split=split)
+    if limit is not None:
+        keep: dict[str, list[str]] = {}
+        for r in rows:
+            ids = keep.setdefault(r["template"], [])
+            if r["twin_of"] not in ids and len(ids) < limit:
+                ids.append(r["twin_of"])
+        kept = {i for ids in keep.values() for i in ids}
+        rows = [r for r in rows if r["twin_of"] in kept]
     model, processor = assemble.build_mini(cache_dir)
     assemble.load_trained_weights(model, Path(weights))
     work = Path(work) if work is not None else Path(data_dir)

@@ -371,20 +371,39 @@ def load_trained_weights(model: object, path: Path) -> dict[str, str]:
     return meta
 
 
+class LastPositionLMHead(torch.nn.Linear):
+    """``lm_head`` that projects only the final position: logits come out as [batch, 1, vocab].
+
+    ``Qwen2AudioForConditionalGeneration.forward`` has no ``logits_to_keep`` (transformers 5.24 accepts the
+    keyword and ignores it), so the full head costs 2 * seq * 640 * 262k FLOPs per forward.
+    """
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden_states[..., -1:, :])
+
+
 def load_mini(
     cache_dir: Path | None = None,
     weights: Path | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     attn_implementation: str = "sdpa",
+    last_position_only: bool = False,
 ) -> tuple[object, object]:
     """Return ``(Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor)`` for `mini`, in eval mode.
 
     ``weights`` defaults to ``steer_audio/assets/mini/projector.safetensors`` (our trained projector).
+    ``last_position_only=True`` swaps ``lm_head`` for :class:`LastPositionLMHead` (same tied weight), so
+    ``model(**inputs).logits`` is [batch, 1, vocab]; leave it off for training with ``labels``.
     """
     model, processor = build_mini(cache_dir, attn_implementation=attn_implementation)
     wpath = Path(weights) if weights is not None else ASSETS_DIR / PROJECTOR_FILE
     load_trained_weights(model, wpath)
+    if last_position_only:
+        old = model.lm_head  # type: ignore[attr-defined]
+        head = LastPositionLMHead(old.in_features, old.out_features, bias=False, device="meta")
+        head.weight = old.weight
+        model.lm_head = head  # type: ignore[attr-defined]
     model.to(device=device, dtype=dtype)  # type: ignore[attr-defined]
     return model, processor
 
