@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +21,10 @@ def neutral_predictions(tmp_path_factory):
         pytest.skip("mini cache absent; run scripts/setup_mini.sh (steer-audio mini-setup)")
     if not (assemble.ASSETS_DIR / assemble.PROJECTOR_FILE).is_file():
         pytest.skip("no trained projector in steer_audio/assets/mini")
-    if any(shutil.which(t) is None for t in ("sox", "espeak-ng", "fluidsynth")) or not lb.ALLISON_DIR.is_dir():
+    if (
+        any(shutil.which(t) is None for t in ("sox", "espeak-ng", "fluidsynth"))
+        or not lb.ALLISON_DIR.is_dir()
+    ):
         pytest.skip("listen-bench tools missing (scripts/setup_mini.sh)")
     from steer_audio.train.train_mini import PromptCache, build_encoder_cache, predict
 
