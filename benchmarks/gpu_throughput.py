@@ -216,8 +216,22 @@ def main() -> None:
     if cuda:
         torch.cuda.empty_cache()
 
-    # -- the whole protocol: ours vs a naive loop --------------------------------------------------------
+    # -- end to end: run_capture (audio loading, negatives, features, trace, shard writes) ---------------------
     from steer_audio.capture.run import run_capture
+
+    e2e_exs, _ = examples(128 if cuda else 16, [10.0 if cuda else 2.0], seed=7)
+    warm_exs, _ = examples(16, [10.0 if cuda else 2.0], seed=8)
+    run_capture(m, warm_exs, args.out / "warm", batch_size=16, data_sha="w")
+    sync()
+    t = time.time()
+    run_capture(m, e2e_exs, args.out / "e2e", batch_size=16, data_sha="e2e")
+    sync()
+    res["capture_end_to_end_10s_b16_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
+    log(
+        f"end-to-end run_capture (features on {'GPU' if cuda else 'CPU'}, shards written), 10 s, batch 16: {res['capture_end_to_end_10s_b16_pairs_per_s']:.1f} pairs/s"
+    )
+
+    # -- the whole protocol: ours vs a naive loop --------------------------------------------------------
     from steer_audio.evaluate.run import EvalConfig, Evaluator
 
     n_cal, n_ev = (16, 32) if args.quick or not cuda else (32, 96)

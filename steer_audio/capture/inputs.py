@@ -41,6 +41,7 @@ def encode(
     negs: list[np.ndarray] | None,
     ps: PromptSpec,
     audio_token_id: int,
+    feature_device: str | None = None,
 ) -> Batch:
     """Encode B examples into 2B rows (audio then negative), or B rows when `negs` is None."""
     texts = [render(processor, ex, ps) for ex in examples]
@@ -52,7 +53,12 @@ def encode(
     old_side = tok.padding_side
     tok.padding_side = "left"
     try:
-        enc = processor(text=texts, audio=audios, return_tensors="pt", padding=True, sampling_rate=16000)
+        kw = {"device": feature_device} if feature_device and feature_device.startswith("cuda") else {}
+        # log-mel features on the GPU when there is one (identical to the CPU path; the CPU STFT of 30 s
+        # windows is otherwise the capture's bottleneck on a GPU machine)
+        enc = processor(
+            text=texts, audio=audios, return_tensors="pt", padding=True, sampling_rate=16000, **kw
+        )
     finally:
         tok.padding_side = old_side
     ids = enc["input_ids"]

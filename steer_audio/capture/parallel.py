@@ -26,14 +26,29 @@ def deal(examples: list[Example], batch_size: int, n: int) -> list[list[Example]
 def _worker(
     k: int, device: str, load_kw: dict[str, Any], examples: list[Example], out: str, cap_kw: dict[str, Any]
 ) -> None:
-    import torch
+    import time
 
+    from ..io import write_json
     from ..models import loaded
     from .run import run_capture
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    t0 = time.perf_counter()
     m = loaded.load(device=device, **load_kw)
+    t1 = time.perf_counter()
     run_capture(m, examples, Path(out), **cap_kw)
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+    t2 = time.perf_counter()
+    timing = {
+        "worker": k,
+        "device": device,
+        "examples": len(examples),
+        "load_s": t1 - t0,
+        "capture_s": t2 - t1,
+    }
+    write_json(Path(out).parent / f"timing-worker-{k}.json", timing)
 
 
 def run_capture_parallel(

@@ -90,7 +90,15 @@ def run_capture(
                 negative(w, negative_kind, seed=_neg_seed(seed, ex.id))
                 for w, ex in zip(wavs, chunk, strict=True)
             ]
-            b = encode(m.processor, chunk, wavs, negs, m.prompt, m.geom.audio_token_id)
+            b = encode(
+                m.processor,
+                chunk,
+                wavs,
+                negs,
+                m.prompt,
+                m.geom.audio_token_id,
+                None if m.remote else m.device,
+            )
             inputs = {k: v.to(m.device) if not m.remote else v for k, v in b.model_inputs.items()}
             if not m.remote:
                 inputs = {k: (v.to(m.dtype) if v.is_floating_point() else v) for k, v in inputs.items()}

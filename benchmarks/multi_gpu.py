@@ -1,0 +1,99 @@
+"""Data-parallel capture scaling: one replica per GPU (Qwen2-Audio-7B shapes, RANDOM WEIGHTS).
+
+    python benchmarks/multi_gpu.py --devices 2 --out DIR      (--smoke-cpu: 2 CPU processes, tiny model)
+
+Times the single-process capture on one device and the same examples over N devices (whole batches dealt
+round-robin, caches merged), and checks that the merged cache equals the single-process cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_throughput import examples  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, default=2)
+    ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench-out")))
+    ap.add_argument("--smoke-cpu", action="store_true")
+    a = ap.parse_args()
+    from steer_audio.capture.parallel import run_capture_parallel
+    from steer_audio.capture.run import all_candidate_ids, cache_key, run_capture
+    from steer_audio.models import loaded
+
+    cpu = a.smoke_cpu
+    name, dtype = ("tiny", None) if cpu else ("qwen2-audio-7b-random", "bfloat16")
+    devs = ["cpu"] * a.devices if cpu else [f"cuda:{i}" for i in range(a.devices)]
+    n = 16 if cpu else a.n
+    exs, _ = examples(n, [2.0 if cpu else 10.0], seed=5)
+    m = loaded.load(name, device=devs[0], dtype=dtype)
+    warm = examples(a.batch_size, [2.0 if cpu else 10.0], seed=6)[0]
+    run_capture(m, warm, a.out / "warm", batch_size=a.batch_size, data_sha="w")
+    if not cpu:
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    one = run_capture(m, exs, a.out / "one", batch_size=a.batch_size, data_sha="b")
+    if not cpu:
+        torch.cuda.synchronize()
+    t_one = time.perf_counter() - t
+    del m
+    if not cpu:
+        torch.cuda.empty_cache()
+    # the key and candidate tokens need no weights: a meta skeleton of the same spec
+    lm = loaded.load(name, device=devs[0], dtype=dtype, remote=True)
+    key = cache_key(lm, "b", "silence", 0)
+    t = time.perf_counter()
+    par = run_capture_parallel(
+        {"name": name, "dtype": dtype},
+        devs,
+        exs,
+        a.out / "par",
+        key,
+        all_candidate_ids(lm, exs),
+        batch_size=a.batch_size,
+        data_sha="b",
+    )
+    t_par = time.perf_counter() - t
+    timings = [json.loads(p.read_text()) for p in sorted((a.out / "par").glob("timing-worker-*.json"))]
+    worst = max(tm["capture_s"] for tm in timings)
+    ids = [e.id for e in exs]
+    d1, d2 = one.load(ids), par.load(ids)
+    equal = all(torch.equal(d1[k], d2[k]) for k in d1.t)
+    res = {
+        "note": "RANDOM WEIGHTS (speed only)",
+        "card": "cpu" if cpu else torch.cuda.get_device_name(0),
+        "devices": a.devices,
+        "examples": n,
+        "batch_size": a.batch_size,
+        "single_capture_s": t_one,
+        "single_pairs_per_s": n / t_one,
+        "parallel_wall_s_incl_spawn_and_load": t_par,
+        "parallel_workers": timings,
+        "parallel_capture_s_slowest_worker": worst,
+        "parallel_pairs_per_s_steady": n / worst,
+        "speedup_steady": t_one / worst,
+        "speedup_wall": t_one / t_par,
+        "merged_equals_single": equal,
+    }
+    (a.out / "multi_gpu.json").write_text(json.dumps(res, indent=2))
+    print(
+        f"[RANDOM WEIGHTS] {res['card']} x{a.devices}: single {n / t_one:.1f} pairs/s; parallel steady "
+        f"{n / worst:.1f} pairs/s ({t_one / worst:.2f}x), wall incl. spawn+load {t_par:.1f} s "
+        f"({t_one / t_par:.2f}x); merged cache == single-process cache: {equal}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
