@@ -30,7 +30,7 @@ def fam_eager(request):
 
 def _skip_if_encode_drops_inputs(m, b) -> None:
     """AF3 reads its feature mask from `input_features_mask`; `encode()` must keep that key."""
-    if m.name == "tiny-af3" and "input_features_mask" not in b.model_inputs:
+    if m.spec.get("family") == "af3" and "input_features_mask" not in b.model_inputs:
         pytest.skip(
             "encode() drops `input_features_mask` (AF3's feature mask): add it to the model-input keys "
             "in steer_audio/capture/inputs.py (see steer_audio.models.families.MODEL_INPUT_KEYS)"
@@ -124,3 +124,52 @@ def test_family_negative_pass_has_identical_input_ids(fam_eager, dataset_path):
     assert all(n > 0 for n in b.n_audio)
     # left padding: every row ends at the last position
     assert b.model_inputs["attention_mask"][:, -1].all()
+
+
+def _save_folder(name: str, folder) -> None:
+    """Write the tiny model as a checkpoint folder the way the real one is laid out (Qwen2.5-Omni: the full
+    Omni config with `thinker.`-prefixed weights, as `Qwen/Qwen2.5-Omni-7B` ships)."""
+    from safetensors.torch import save_file
+    from transformers import Qwen2_5OmniConfig
+
+    m = loaded.load(name, device="cpu")
+    module, proc = m.lm._module, m.processor
+    if name == "tiny-qwen2.5-omni":
+        Qwen2_5OmniConfig(thinker_config=module.config.to_dict()).save_pretrained(folder)
+        sd = {"thinker." + k: v.contiguous() for k, v in module.state_dict().items()}
+        save_file(sd, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        proc.tokenizer.save_pretrained(folder)
+        proc.feature_extractor.save_pretrained(folder)
+        (folder / "chat_template.jinja").write_text(proc.chat_template)
+    elif name == "tiny-voxtral":
+        module.save_pretrained(folder)
+        proc.tokenizer.save_pretrained(folder)
+        proc.feature_extractor.save_pretrained(folder)
+    else:
+        module.save_pretrained(folder)
+        proc.save_pretrained(folder)
+
+
+@pytest.mark.parametrize(
+    "tiny_name,entry",
+    [("tiny-qwen2.5-omni", "qwen2.5-omni"), ("tiny-voxtral", "voxtral-mini"), ("tiny-af3", "af3")],
+)
+def test_family_real_entry_loads_a_local_folder(tiny_name, entry, dataset_path, tmp_path):
+    """The real entries' loading path (config, from_pretrained, processor) on a checkpoint folder of the tiny
+    model gives the same capture as the tiny model itself."""
+    from steer_audio.models.families import family_spec_for_folder
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    _save_folder(tiny_name, folder)
+    assert family_spec_for_folder(str(folder))["family"] == loaded.registry.resolve_spec(tiny_name)["family"]
+    exs = mmau.load(dataset_path).examples[:2]
+    probe = loaded.load(tiny_name, device="cpu")
+    wav = load_audio(exs[0].audio_path)
+    _skip_if_encode_drops_inputs(probe, encode(probe.processor, exs[:1], [wav], None, probe.prompt, 0))
+    want = run_capture(loaded.load(tiny_name, device="cpu"), exs, tmp_path / "a", batch_size=2).load()
+    real = loaded.load(entry, device="cpu", local_path=str(folder))
+    assert not real.random_weights and real.spec["kind"] == "family"
+    got = run_capture(real, exs, tmp_path / "b", batch_size=2).load()
+    for k in want.t:
+        torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=1e-5)

@@ -513,42 +513,78 @@ def load_processor(spec: dict[str, Any]) -> Any:
     fam = _family(spec)
     if spec["kind"] == "tiny-family":
         return build_tiny_processor(fam, spec.get("tiny"))
+    from transformers import AutoFeatureExtractor, AutoTokenizer
+
     from .registry import _missing_weights
 
     src, kw = _source(spec)
-    if fam == "voxtral":
-        from transformers import AutoFeatureExtractor, AutoTokenizer
-
-        try:
-            tok = AutoTokenizer.from_pretrained(src, **kw)
-            fe = AutoFeatureExtractor.from_pretrained(src, **kw)
-        except OSError as e:
-            raise _missing_weights(spec, e) from e
-        except (ImportError, ValueError) as e:
-            raise SteerAudioError(
-                "Voxtral's tokenizer needs the `mistral-common` package (pip install 'mistral-common[audio]')"
-            ) from e
-        return VoxtralAdapter(fe, tok, VOXTRAL_SPECIAL_IDS)
-    from transformers import AutoFeatureExtractor, AutoProcessor, AutoTokenizer
-
-    if fam == "qwen2.5-omni":
-        try:
-            return AutoProcessor.from_pretrained(src, **kw)
-        except OSError as e:
-            raise _missing_weights(spec, e) from e
-        except ImportError:
-            # the checkpoint's video processor needs torchvision: build the audio + text processor instead
-            tok = AutoTokenizer.from_pretrained(src, **kw)
-            if not tok.chat_template:
-                raise SteerAudioError(
-                    "Qwen2.5-Omni's processor needs torchvision (pip install torchvision), and the tokenizer "
-                    "of this checkpoint carries no chat template to build an audio-only processor from"
-                ) from None
-            return _omni_processor(AutoFeatureExtractor.from_pretrained(src, **kw), tok, tok.chat_template)
-
     try:
         if fam == "af3":
             return AF3AudioProcessor.from_pretrained(src, **kw)
-        return AutoProcessor.from_pretrained(src, **kw)
+        fe = AutoFeatureExtractor.from_pretrained(src, **kw)
+        try:
+            tok = AutoTokenizer.from_pretrained(src, **kw)
+        except (ImportError, ValueError) as e:
+            if fam == "voxtral":
+                raise SteerAudioError(
+                    "Voxtral's tokenizer needs the `mistral-common` package (pip install 'mistral-common[audio]')"
+                ) from e
+            raise
     except OSError as e:
         raise _missing_weights(spec, e) from e
+    if fam == "voxtral":
+        return VoxtralAdapter(fe, tok, _voxtral_special_ids(tok))
+    # Qwen2.5-Omni: audio + text processor (no torchvision), with the checkpoint's processor chat template
+    template = _checkpoint_chat_template(src, kw) or tok.chat_template
+    if not template:
+        raise SteerAudioError(f"the Qwen2.5-Omni checkpoint {src!r} carries no chat template")
+    return _omni_processor(fe, tok, template)
+
+
+def _voxtral_special_ids(tok: Any) -> dict[str, int]:
+    """Voxtral's control-token ids from the tokenizer when it knows them all, else the real checkpoint's."""
+    try:
+        ids = {t: tok.convert_tokens_to_ids(t) for t in VOXTRAL_SPECIAL_IDS}
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return dict(VOXTRAL_SPECIAL_IDS)
+    unk = getattr(tok, "unk_token_id", None)
+    if any(not isinstance(i, int) or i == unk for i in ids.values()):
+        return dict(VOXTRAL_SPECIAL_IDS)
+    return ids
+
+
+def _checkpoint_chat_template(src: str, kw: dict[str, Any]) -> str | None:
+    """The processor chat template of a checkpoint: `chat_template.jinja`, else the legacy `chat_template.json`."""
+    import json
+
+    from transformers.utils.hub import cached_file
+
+    for fname in ("chat_template.jinja", "chat_template.json"):
+        path = cached_file(src, fname, _raise_exceptions_for_missing_entries=False, **kw)
+        if path:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            return text if fname.endswith(".jinja") else str(json.loads(text)["chat_template"])
+    return None
+
+
+def family_spec_for_folder(folder: str) -> dict[str, Any] | None:
+    """A spec for a local checkpoint folder of one of these families (by its config.json `model_type`), or
+    None for any other model type: lets `registry.resolve_spec` route a local Omni/Voxtral/AF3 folder here."""
+    import json
+    from pathlib import Path
+
+    cfg = Path(folder) / "config.json"
+    if not cfg.is_file():
+        return None
+    model_type = json.loads(cfg.read_text()).get("model_type")
+    fam = {
+        "qwen2_5_omni": "qwen2.5-omni",
+        "qwen2_5_omni_thinker": "qwen2.5-omni",
+        "voxtral": "voxtral",
+        "audioflamingo3": "af3",
+    }.get(str(model_type))
+    if fam is None:
+        return None
+    path = str(Path(folder).resolve())
+    return {"name": path, "kind": "family", "family": fam, "local_path": path, "scoring": "letters"}
