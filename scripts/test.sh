@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test suite (CPU, no downloads). GPU, slow and NDIF tests are opt-in markers: see README.
+# The test suite (CPU, no downloads; installs into .venv first if needed). Opt-in markers: -m gpu | slow | ndif.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] && . .venv/bin/activate
-exec python -m pytest -q -p no:cacheprovider "$@"
+bash scripts/install.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

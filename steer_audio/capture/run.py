@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,41 +68,46 @@ def run_capture(
             len(examples) - len(todo),
             batch_size,
         )
-    with bar(len(todo), "capture") as p:
-        i = 0
-        while i < len(todo):
-            chunk: list[Example] = []
-            wavs: list[np.ndarray] = []
-            while i < len(todo) and len(chunk) < batch_size:
-                ex = todo[i]
-                i += 1
-                try:
-                    wavs.append(load_audio(ex.audio_path, ex.audio_array, max_seconds=window))
-                    chunk.append(ex)
-                except AudioMissing as err:
-                    if strict:
-                        raise
-                    log.warning("%s: %s (counted as missing)", ex.id, err)
-                    cache.add_missing(ex.id, str(err))
-                    p.advance(1)
-            if not chunk:
+
+    def prepare(chunk: list[Example]) -> tuple[Any, list[tuple[Example, str]]]:
+        """Load audio, make negatives and encode one batch (runs one batch ahead in a worker thread)."""
+        ok: list[Example] = []
+        wavs: list[np.ndarray] = []
+        missing: list[tuple[Example, str]] = []
+        for ex in chunk:
+            try:
+                wavs.append(load_audio(ex.audio_path, ex.audio_array, max_seconds=window))
+                ok.append(ex)
+            except AudioMissing as err:
+                if strict:
+                    raise
+                missing.append((ex, str(err)))
+        if not ok:
+            return None, missing
+        negs = [
+            negative(w, negative_kind, seed=_neg_seed(seed, ex.id)) for w, ex in zip(wavs, ok, strict=True)
+        ]
+        feat_dev = None if m.remote else m.device
+        return encode(m.processor, ok, wavs, negs, m.prompt, m.geom.audio_token_id, feat_dev), missing
+
+    chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    with bar(len(todo), "capture") as p, ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = pool.submit(prepare, chunks[0]) if chunks else None
+        for k in range(len(chunks)):
+            b, missing = nxt.result()  # type: ignore[union-attr]
+            nxt = pool.submit(prepare, chunks[k + 1]) if k + 1 < len(chunks) else None
+            for ex, why in missing:
+                log.warning("%s: %s (counted as missing)", ex.id, why)
+                cache.add_missing(ex.id, why)
+                p.advance(1)
+            if b is None:
                 continue
-            negs = [
-                negative(w, negative_kind, seed=_neg_seed(seed, ex.id))
-                for w, ex in zip(wavs, chunk, strict=True)
-            ]
-            b = encode(
-                m.processor,
-                chunk,
-                wavs,
-                negs,
-                m.prompt,
-                m.geom.audio_token_id,
-                None if m.remote else m.device,
-            )
-            inputs = {k: v.to(m.device) if not m.remote else v for k, v in b.model_inputs.items()}
+            inputs = b.model_inputs
             if not m.remote:
-                inputs = {k: (v.to(m.dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
+                inputs = {
+                    k_: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device))
+                    for k_, v in inputs.items()
+                }
             ro = torch.tensor(readout_ids) if need_readout else None
             dev = "cpu" if m.remote else m.device
             out = capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
@@ -111,7 +117,7 @@ def run_capture(
                 )
                 need_readout = False
             cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
-            p.advance(len(chunk))
+            p.advance(len(b.ids))
     return cache
 
 
