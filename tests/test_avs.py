@@ -126,3 +126,21 @@ def test_avs_rejects_mismatched_shapes(tiny, dataset_path, tmp_path):
         avs.avs_logits(tiny.lm, ev, b.model_inputs, data["cand"], v, 1.0, torch.ones(3))
     with pytest.raises(SteerAudioError, match="differ in shape"):
         avs.avs_vectors(data["resid_a"], data["resid_n"][:1])
+
+
+def test_avs_remote_round_trip_equals_local(tiny, dataset_path, tmp_path):
+    """The AVS trace survives nnsight's remote serialisation (remote='local') and gives identical logits."""
+    from steer_audio.models import loaded
+    from steer_audio.remote import LOCAL_SIMULATION
+
+    data, b = _setup(tiny, dataset_path, tmp_path, n=2)
+    remote = loaded.load("tiny", device="cpu", remote=LOCAL_SIMULATION)
+    v = avs.avs_vectors(data["resid_a"], data["resid_n"])
+    sched = avs.layer_schedule(tiny.geom.n_layers)
+    ev_l = envoys(tiny.lm, tiny.arch, tiny.geom, tiny.name)
+    ev_r = envoys(remote.lm, remote.arch, remote.geom, remote.name)
+    want = avs.avs_logits(tiny.lm, ev_l, b.model_inputs, data["cand"], v, 2.0, sched)
+    got = avs.avs_logits(
+        remote.lm, ev_r, b.model_inputs, data["cand"], v, 2.0, sched, remote=LOCAL_SIMULATION
+    )
+    assert torch.equal(got, want)

@@ -173,3 +173,19 @@ def test_family_real_entry_loads_a_local_folder(tiny_name, entry, dataset_path, 
     got = run_capture(real, exs, tmp_path / "b", batch_size=2).load()
     for k in want.t:
         torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_MODELS))
+def test_family_capture_remote_round_trip_equals_local(name, dataset_path, tmp_path):
+    """The family's spec is a remote model key: remote='local' rebuilds it offline and captures the same."""
+    from steer_audio.remote import LOCAL_SIMULATION
+
+    exs = mmau.load(dataset_path).examples[:2]
+    local = loaded.load(name, device="cpu")
+    wav = load_audio(exs[0].audio_path)
+    _skip_if_encode_drops_inputs(local, encode(local.processor, exs[:1], [wav], None, local.prompt, 0))
+    remote = loaded.load(name, device="cpu", remote=LOCAL_SIMULATION)
+    a = run_capture(local, exs, tmp_path / "l", batch_size=2).load()
+    b = run_capture(remote, exs, tmp_path / "r", batch_size=2).load()
+    for k in a.t:
+        assert torch.equal(a[k], b[k]), k
