@@ -24,12 +24,23 @@ for f in "$PIDS"/*; do
 done
 rm -rf "$PIDS" "$NDIF_STATE_DIR/ray"
 mkdir -p "$PIDS" "$LOGS" "$NDIF_HOME" "$NDIF_STATE_DIR/ray"
+created_ns=0
+# A start that fails half-way stops what it had started (by recorded PID, via stop.sh).
+on_exit() {
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    log "start failed (exit $rc): stopping what was started"
+    if [ "$created_ns" = 1 ]; then "$HERE/stop.sh" || true; else "$HERE/stop.sh" --keep-netns || true; fi
+  fi
+}
+trap on_exit EXIT
 T0=$(date +%s.%N)
 
 # Workaround 7: a namespace whose only interface is lo. Nothing inside can bind or reach another address,
 # whatever Ray decides to bind.
 if ! ip netns list | grep -qw "$NDIF_NETNS"; then
   ip netns add "$NDIF_NETNS"
+  created_ns=1
 fi
 ip netns exec "$NDIF_NETNS" ip link set lo up
 NS=(ip netns exec "$NDIF_NETNS")
