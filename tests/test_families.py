@@ -173,6 +173,9 @@ def test_family_real_entry_loads_a_local_folder(tiny_name, entry, dataset_path, 
     got = run_capture(real, exs, tmp_path / "b", batch_size=2).load()
     for k in want.t:
         torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=1e-5)
+    # --model <folder> routes the folder to its family by config.json's model_type
+    by_path = loaded.registry.resolve_spec(str(folder))
+    assert by_path["kind"] == "family" and by_path["local_path"] == str(folder.resolve())
 
 
 @pytest.mark.parametrize("name", sorted(FAMILY_MODELS))

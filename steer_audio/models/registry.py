@@ -90,6 +90,12 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
             spec |= family_spec(e.name, e.kind, e.hub_id, revision or e.revision, extra)
         return spec
     if Path(name).expanduser().is_dir():
+        from .families import family_spec_for_folder
+
+        # a local Qwen2.5-Omni / Voxtral / AF3 checkpoint (by config.json model_type) loads through families.py
+        fam = family_spec_for_folder(str(Path(name).expanduser()))
+        if fam is not None:
+            return fam
         return {"name": str(Path(name).expanduser().resolve()), "kind": "path", "scoring": "letters"}
     if "/" in name and not name.startswith((".", "/")):
         return {
