@@ -157,9 +157,9 @@ def test_status_updates_reach_the_callback(ndif_url, dataset_path):
     assert "QUEUED" in seen and seen[-1] == "COMPLETED"
 
 
-def _discover(out: Path, data: Path, remote: str | None) -> subprocess.CompletedProcess:
-    cmd = [str(REPO / ".venv" / "bin" / "steer-audio"), "discover", "--model", "tiny", "--data", str(data)]
-    cmd += ["--out", str(out), "--device", "cpu", "--batch-size", "8", "--draws", "20"]
+def _cli(stage: str, out: Path, data: Path, remote: str | None, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [str(REPO / ".venv" / "bin" / "steer-audio"), stage, "--model", "tiny", "--data", str(data)]
+    cmd += ["--out", str(out), "--device", "cpu", "--batch-size", "8", *extra]
     if remote:
         cmd += ["--remote", remote]
     env = {k: v for k, v in os.environ.items() if k not in ("NDIF_HOST", "NDIF_API_KEY")}
@@ -185,9 +185,17 @@ def test_remote_discover_artifacts_identical(ndif_url, tmp_path):
     data = write_demo(tmp_path / "demo")  # 120 items: fewer can leave the calibration split one-class
     runs = {}
     for name, remote in (("local", None), ("remote", ndif_url)):
-        proc = _discover(tmp_path / name, data, remote)
+        proc = _cli("discover", tmp_path / name, data, remote, "--draws", "20")
         assert proc.returncode == 0, f"{name} discover failed:\n{proc.stderr[-4000:]}"
         runs[name] = tmp_path / name
+    _assert_same_runs(runs["local"], runs["remote"])
+    keep = os.environ.get("STEER_AUDIO_KEEP_ARTIFACTS")
+    if keep:
+        shutil.copytree(tmp_path, keep, dirs_exist_ok=True)
+
+
+def _assert_same_runs(local: Path, remote: Path) -> None:
+    runs = {"local": local, "remote": remote}
     files = sorted(str(p.relative_to(runs["local"])) for p in runs["local"].rglob("*") if p.is_file())
     assert files == sorted(
         str(p.relative_to(runs["remote"])) for p in runs["remote"].rglob("*") if p.is_file()
@@ -204,6 +212,18 @@ def test_remote_discover_artifacts_identical(ndif_url, tmp_path):
             assert same_artifact(a, b), rel
         compared += 1
     assert compared >= 5
-    keep = os.environ.get("STEER_AUDIO_KEEP_ARTIFACTS")
-    if keep:
-        shutil.copytree(tmp_path, keep, dirs_exist_ok=True)
+
+
+def test_remote_evaluate_head_level_identical(ndif_url, tmp_path):
+    """`steer-audio evaluate --remote URL` with head-level steering (forward passes on the server) writes the
+    same predictions, report and artifacts as the local run."""
+    from steer_audio.data.demo import write_demo
+
+    data = write_demo(tmp_path / "demo")
+    extra = ("--method", "baseline", "--method", "head-level", "--grid", "0,2", "--seeds", "1")
+    extra += ("--no-controls", "--limit", "16")
+    for name, remote in (("local", None), ("remote", ndif_url)):
+        proc = _cli("evaluate", tmp_path / name, data, remote, *extra)
+        assert proc.returncode == 0, f"{name} evaluate failed:\n{proc.stderr[-4000:]}"
+    assert (tmp_path / "local" / "predictions.jsonl").exists()
+    _assert_same_runs(tmp_path / "local", tmp_path / "remote")
