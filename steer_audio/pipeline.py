@@ -120,7 +120,8 @@ def execute(
     if negative not in NEGATIVES:
         raise SteerAudioError(f"unknown negative {negative!r}: use one of {', '.join(NEGATIVES)}")
     ds, calib, evals, split_info = splits(plan)
-    m = loaded.load(model, device=device, dtype=dtype, remote=remote, revision=revision)
+    # with several devices the workers hold the replicas: this process needs only the weightless skeleton
+    m = loaded.load(model, device=device, dtype=dtype, remote=remote or devices > 1, revision=revision)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SPLITS, split_info)
     key = cache_key(m, ds.sha256, negative, plan.seed)
@@ -158,6 +159,8 @@ def execute(
 
         ro = all_candidate_ids(m, to_capture)
         cache = run_capture_parallel(load_kw, devs, to_capture, cap_dir, key, ro, **cap_kw)
+        if not remote:  # the methods that run forward passes (head-level) need one replica here
+            m = loaded.load(model, device=m.device, dtype=dtype, revision=revision)
     else:
         cache = run_capture(m, to_capture, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
     ev = Evaluator(cache, calib, evals, cfg, model=m)
