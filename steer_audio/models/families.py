@@ -140,7 +140,7 @@ def _byte_tokenizer(
     """Byte-level BPE with no merges (ids 0..255 are bytes), special tokens from 256 (as `tiny.py`)."""
     vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     kw: dict[str, Any] = {"extra_special_tokens": extra} if extra else {}
-    tok = Qwen2Tokenizer(vocab=vocab, merges=[], errors="replace", unk_token=None, **kw)
+    tok = Qwen2Tokenizer(vocab=vocab, merges=[], errors="replace", unk_token=None, **kw)  # type: ignore[arg-type]
     tok.add_special_tokens({"eos_token": eos, "pad_token": pad})
     tok.add_special_tokens({"additional_special_tokens": [s for s in specials if s not in (eos, pad)]})
     return tok
@@ -191,6 +191,10 @@ def build_config(family: str, spec: dict[str, Any] | None = None) -> Any:
     """The tiny random configuration of a family (decoder shapes from `spec`, small audio encoder)."""
     s = _spec(spec)
     tok = build_tokenizer(family)
+
+    def tid(t: str) -> int:
+        return int(tok.convert_tokens_to_ids(t))  # type: ignore[arg-type]
+
     frames = s["window_s"] * 100  # mel frames per window (hop 10 ms); the encoders halve them once
     enc = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128)
     if family == "qwen2.5-omni":
@@ -198,7 +202,15 @@ def build_config(family: str, spec: dict[str, Any] | None = None) -> Any:
         # same 1-D positions, so it does not change the result
         hd = s["hidden"] // s["heads"]
         rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [hd // 4, hd // 8, hd // 8]}
-        cfg = Qwen2_5OmniThinkerConfig(
+        # vision_start_token_id is no declared field of the thinker config, but get_rope_index reads it
+        ids: dict[str, Any] = dict(
+            audio_token_index=tid("<|AUDIO|>"),
+            image_token_index=tid("<|IMAGE|>"),
+            video_token_index=tid("<|VIDEO|>"),
+            audio_start_token_id=tid("<|audio_bos|>"),
+            vision_start_token_id=tid("<|vision_bos|>"),
+        )
+        cfg: Any = Qwen2_5OmniThinkerConfig(
             audio_config=dict(
                 **enc,
                 num_mel_bins=s["n_mels"],
@@ -210,11 +222,7 @@ def build_config(family: str, spec: dict[str, Any] | None = None) -> Any:
                 depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=s["hidden"]
             ),
             text_config=_text_config(s, tok, "qwen2_5_omni_text", rope_parameters=rope),
-            audio_token_id=tok.convert_tokens_to_ids("<|AUDIO|>"),
-            image_token_id=tok.convert_tokens_to_ids("<|IMAGE|>"),
-            video_token_id=tok.convert_tokens_to_ids("<|VIDEO|>"),
-            audio_start_token_id=tok.convert_tokens_to_ids("<|audio_bos|>"),
-            vision_start_token_id=tok.convert_tokens_to_ids("<|vision_bos|>"),
+            **ids,
         )
     elif family == "voxtral":
         cfg = VoxtralConfig(
@@ -228,7 +236,7 @@ def build_config(family: str, spec: dict[str, Any] | None = None) -> Any:
                 max_source_positions=frames // 2,
             ),
             text_config=_text_config(s, tok, "llama", rope_theta=10000.0),
-            audio_token_id=tok.convert_tokens_to_ids("[AUDIO]"),
+            audio_token_id=tid("[AUDIO]"),
         )
     elif family == "af3":
         cfg = AudioFlamingo3Config(
@@ -242,7 +250,7 @@ def build_config(family: str, spec: dict[str, Any] | None = None) -> Any:
                 max_source_positions=frames // 2,
             ),
             text_config=_text_config(s, tok, "qwen2"),
-            audio_token_id=tok.convert_tokens_to_ids("<sound>"),
+            audio_token_id=tid("<sound>"),
         )
     else:
         raise SteerAudioError(f"unknown model family {family!r}: use one of {', '.join(FAMILIES)}")
@@ -279,7 +287,7 @@ def build_tiny_processor(family: str, spec: dict[str, Any] | None = None) -> Any
     if family == "qwen2.5-omni":
         return _omni_processor(fe, tok, OMNI_TEMPLATE)
     if family == "voxtral":
-        return VoxtralAdapter(fe, tok, {t: tok.convert_tokens_to_ids(t) for t in VOXTRAL_SPECIAL_IDS})
+        return VoxtralAdapter(fe, tok, {t: int(tok.convert_tokens_to_ids(t)) for t in VOXTRAL_SPECIAL_IDS})  # type: ignore[arg-type]
     if family == "af3":
         return AF3AudioProcessor(
             feature_extractor=fe, tokenizer=tok, chat_template=AF3_TEMPLATE, max_audio_len=s["window_s"]
