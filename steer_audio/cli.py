@@ -46,7 +46,12 @@ Out = Annotated[Path | None, typer.Option("--out", help="run directory (rerun wi
 Batch = Annotated[
     int, typer.Option("--batch-size", help="examples per trace (each gives an audio and a negative row)")
 ]
-Negative = Annotated[str, typer.Option("--negative", help="silence | noise | shuffle")]
+Negative = Annotated[
+    str,
+    typer.Option(
+        "--negative", help="silence | noise | shuffle | drop (no audio at all; not position-aligned)"
+    ),
+]
 Device = Annotated[
     str | None, typer.Option("--device", help="cpu | cuda | cuda:N (default: cuda if available)")
 ]

@@ -163,3 +163,25 @@ def test_parallel_capture_merges_to_the_single_process_cache(dataset_path, tmp_p
         CaptureCache(tmp_path / "two").readout().token_ids
         == CaptureCache(tmp_path / "one").readout().token_ids
     )
+
+
+def test_drop_negative_is_the_prompt_without_audio(tiny, dataset_path, tmp_path):
+    """`--negative drop`: the negative rows equal a plain forward of the same prompt with no audio at all."""
+    from steer_audio.data.prompts import render
+
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:3]
+    data = run_capture(tiny, exs, tmp_path / "d", batch_size=3, negative_kind="drop").load(
+        [e.id for e in exs]
+    )
+    tok = tiny.processor.tokenizer
+    for i, ex in enumerate(exs):
+        text = render(tiny.processor, ex, tiny.prompt, audio=False)
+        assert "<|AUDIO|>" not in text
+        ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            out = tiny.lm._module(input_ids=ids, output_hidden_states=False)
+        o = data.n_options[i]
+        cand = data["cand"][i, :o]
+        torch.testing.assert_close(data["logits_n"][i, :o], out.logits[0, -1, cand], atol=1e-5, rtol=1e-5)
+        assert torch.all(data["mass_n"][i] == 0)

@@ -42,9 +42,12 @@ def encode(
     ps: PromptSpec,
     audio_token_id: int,
     feature_device: str | None = None,
+    audio: bool = True,
 ) -> Batch:
-    """Encode B examples into 2B rows (audio then negative), or B rows when `negs` is None."""
-    texts = [render(processor, ex, ps) for ex in examples]
+    """Encode B examples into 2B rows (audio then negative), or B rows when `negs` is None.
+
+    `audio=False` encodes the prompts with no audio at all (the `drop` negative: not position-aligned)."""
+    texts = [render(processor, ex, ps, audio) for ex in examples]
     audios = list(wavs)
     if negs is not None:
         texts = texts + texts
@@ -56,9 +59,12 @@ def encode(
         kw = {"device": feature_device} if feature_device and feature_device.startswith("cuda") else {}
         # log-mel features on the GPU when there is one (identical to the CPU path; the CPU STFT of 30 s
         # windows is otherwise the capture's bottleneck on a GPU machine)
-        enc = processor(
-            text=texts, audio=audios, return_tensors="pt", padding=True, sampling_rate=16000, **kw
-        )
+        if audio:
+            enc = processor(
+                text=texts, audio=audios, return_tensors="pt", padding=True, sampling_rate=16000, **kw
+            )
+        else:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     finally:
         tok.padding_side = old_side
     ids = enc["input_ids"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,14 @@ def run_capture(
                 missing.append((ex, str(err)))
         if not ok:
             return None, missing
+        feat_dev = None if m.remote else m.device
+        if negative_kind == "drop":  # the same prompts with no audio at all: a separate, unaligned batch
+            b_a = encode(m.processor, ok, wavs, None, m.prompt, m.geom.audio_token_id, feat_dev)
+            b_n = encode(m.processor, ok, [], None, m.prompt, m.geom.audio_token_id, feat_dev, audio=False)
+            return (b_a, b_n), missing
         negs = [
             negative(w, negative_kind, seed=_neg_seed(seed, ex.id)) for w, ex in zip(wavs, ok, strict=True)
         ]
-        feat_dev = None if m.remote else m.device
         return encode(m.processor, ok, wavs, negs, m.prompt, m.geom.audio_token_id, feat_dev), missing
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
@@ -102,15 +107,19 @@ def run_capture(
                 p.advance(1)
             if b is None:
                 continue
-            inputs = b.model_inputs
-            if not m.remote:
-                inputs = {
-                    k_: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device))
-                    for k_, v in inputs.items()
-                }
             ro = torch.tensor(readout_ids) if need_readout else None
-            dev = "cpu" if m.remote else m.device
-            out = capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
+            if isinstance(b, tuple):  # `drop`: audio rows and no-audio rows were traced separately
+                out_a, out_n = _trace(m, ev, b[0], ro), _trace(m, ev, b[1], None)
+                out = {
+                    k_: torch.cat([v.cpu(), out_n[k_].cpu()]) if k_ in out_n else v for k_, v in out_a.items()
+                }
+                b = replace(
+                    b[0],
+                    cand=torch.cat([b[0].cand, b[1].cand]),
+                    cand_valid=torch.cat([b[0].cand_valid, b[1].cand_valid]),
+                )
+            else:
+                out = _trace(m, ev, b, ro)
             if need_readout:
                 cache.save_readout(
                     readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind
@@ -119,6 +128,17 @@ def run_capture(
             cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
             p.advance(len(b.ids))
     return cache
+
+
+def _trace(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    inputs = b.model_inputs
+    if not m.remote:
+        inputs = {
+            k: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device))
+            for k, v in inputs.items()
+        }
+    dev = "cpu" if m.remote else m.device
+    return capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
 
 
 def all_candidate_ids(m: LoadedModel, examples: list[Example]) -> list[int]:

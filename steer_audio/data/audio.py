@@ -12,7 +12,7 @@ from ..errors import SteerAudioError
 
 log = logging.getLogger(__name__)
 SR = 16000
-NEGATIVES = ("silence", "noise", "shuffle")
+NEGATIVES = ("silence", "noise", "shuffle", "drop")
 
 
 class AudioMissing(SteerAudioError):
@@ -56,6 +56,8 @@ def negative(wav: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
         return np.asarray(rng.standard_normal(wav.shape[0]) * rms, dtype=np.float32)
     if kind == "shuffle":
         return block_shuffle(wav, rng)
+    if kind == "drop":
+        raise SteerAudioError("the `drop` negative has no waveform: the prompt is encoded without audio")
     raise SteerAudioError(f"unknown negative {kind!r}: use one of {', '.join(NEGATIVES)}")
 
 

@@ -48,20 +48,18 @@ def user_text(ex: Example, ps: PromptSpec) -> str:
     return ps.template.format(question=ex.question, options=opts)
 
 
-def conversation(ex: Example, ps: PromptSpec) -> list[dict[str, Any]]:
-    return [
-        {
-            "role": "user",
-            "content": [
-                {"type": "audio", "audio_url": str(ex.audio_path or ex.id)},
-                {"type": "text", "text": user_text(ex, ps)},
-            ],
-        }
-    ]
+def conversation(ex: Example, ps: PromptSpec, audio: bool = True) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = (
+        [{"type": "audio", "audio_url": str(ex.audio_path or ex.id)}] if audio else []
+    )
+    return [{"role": "user", "content": [*content, {"type": "text", "text": user_text(ex, ps)}]}]
 
 
-def render(processor: Any, ex: Example, ps: PromptSpec) -> str:
-    return processor.apply_chat_template(conversation(ex, ps), add_generation_prompt=True, tokenize=False)
+def render(processor: Any, ex: Example, ps: PromptSpec, audio: bool = True) -> str:
+    """The chat-templated prompt up to the assistant turn (`audio=False`: the same prompt with no audio)."""
+    return processor.apply_chat_template(
+        conversation(ex, ps, audio), add_generation_prompt=True, tokenize=False
+    )
 
 
 def single_token(tokenizer: Any, text: str, what: str) -> int:
