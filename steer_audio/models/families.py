@@ -127,8 +127,9 @@ AF3_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-#: Voxtral (mistral "tekken" v7 instruct) control tokens, with the ids of the real checkpoint. 24 is
-#: `VoxtralProcessor.audio_token_id`; the others follow the tekken convention (not verifiable here).
+#: Voxtral (mistral "tekken" instruct) control tokens, with the ids of the real checkpoint: 24 is
+#: `VoxtralProcessor.audio_token_id`; 1-4 are tekken's fixed specials; 25 ([BEGIN_AUDIO]) is from mistral-common's
+#: audio convention (used only when the tokenizer cannot name them itself).
 VOXTRAL_SPECIAL_IDS = {"<s>": 1, "</s>": 2, "[INST]": 3, "[/INST]": 4, "[AUDIO]": 24, "[BEGIN_AUDIO]": 25}
 #: Voxtral's projector groups 4 encoder frames into one LM token (intermediate_size = 4 * d_model)
 VOXTRAL_FRAMES_PER_TOKEN = 4
@@ -342,8 +343,12 @@ class VoxtralAdapter:
     Token count: the audio is zero-padded to whole windows (30 s for the real model); each window gives
     `frames / 2` encoder frames and the projector groups 4 of them into one token (375 per 30 s window).
     Features: `[windows, n_mels, frames]`, the windows of every row in row order (what the model scatters).
-    This mirrors `VoxtralProcessor.apply_chat_template` + mistral-common's audio encoding; the exact token
-    layout of the real tokenizer (no separator between `[BEGIN_AUDIO]`'s run and the text) is unverified here.
+    This mirrors `VoxtralProcessor.apply_chat_template` + mistral-common's audio encoding. Checked outside the
+    project (mistral-common 1.12.0 is no dependency here): its InstructTokenizerV7/V11/V13 encode a user turn
+    [audio, text] as exactly `<s>[INST][BEGIN_AUDIO]` + `[AUDIO]` x 375 per started 30 s window + text +
+    `[/INST]` (3 s -> 375, 31 s -> 750), with the audio zero-padded to whole 30 s windows, as here. That
+    check used a tekken vocabulary shipped with mistral-common with Voxtral's ids set by hand, not
+    Voxtral's own tekken.json (not available offline).
     """
 
     def __init__(self, feature_extractor: Any, tokenizer: Any, special_ids: dict[str, int]) -> None:
