@@ -128,8 +128,8 @@ AF3_TEMPLATE = (
 )
 
 #: Voxtral (mistral "tekken" instruct) control tokens, with the ids of the real checkpoint: 24 is
-#: `VoxtralProcessor.audio_token_id`; 1-4 are tekken's fixed specials; 25 ([BEGIN_AUDIO]) is from mistral-common's
-#: audio convention (used only when the tokenizer cannot name them itself).
+#: `VoxtralProcessor.audio_token_id`; 1-4 are tekken's fixed specials; 25 for [BEGIN_AUDIO] is an assumption
+#: not checked against Voxtral's tekken.json. Used only when the tokenizer cannot name these tokens itself.
 VOXTRAL_SPECIAL_IDS = {"<s>": 1, "</s>": 2, "[INST]": 3, "[/INST]": 4, "[AUDIO]": 24, "[BEGIN_AUDIO]": 25}
 #: Voxtral's projector groups 4 encoder frames into one LM token (intermediate_size = 4 * d_model)
 VOXTRAL_FRAMES_PER_TOKEN = 4
