@@ -192,3 +192,17 @@ def test_family_capture_remote_round_trip_equals_local(name, dataset_path, tmp_p
     b = run_capture(remote, exs, tmp_path / "r", batch_size=2).load()
     for k in a.t:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_family_hub_ids_resolve_to_their_family():
+    from steer_audio.models import registry
+
+    for hub_id, fam in [
+        ("Qwen/Qwen2.5-Omni-7B", "qwen2.5-omni"),
+        ("mistralai/Voxtral-Mini-3B-2507", "voxtral"),
+        ("nvidia/audio-flamingo-3-hf", "af3"),
+    ]:
+        spec = registry.resolve_spec(hub_id)
+        assert (spec["kind"], spec["family"], spec["hub_id"]) == ("family", fam, hub_id)
+        assert not registry.is_random(spec)
+    assert registry.resolve_spec("Qwen/Qwen2-Audio-7B-Instruct")["kind"] == "hub"

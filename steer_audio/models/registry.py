@@ -98,6 +98,10 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
             return fam
         return {"name": str(Path(name).expanduser().resolve()), "kind": "path", "scoring": "letters"}
     if "/" in name and not name.startswith((".", "/")):
+        # the hub id of a Qwen2.5-Omni / Voxtral / AF3 entry loads through that entry (families.py)
+        for e in MODELS.values():
+            if e.kind == "family" and e.hub_id == name:
+                return resolve_spec(e.name, revision=revision, **extra)
         return {
             "name": name,
             "kind": "hub",
