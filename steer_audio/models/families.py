@@ -501,9 +501,10 @@ def build_module(
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
     meta: bool = False,
+    **placement: Any,
 ) -> torch.nn.Module:
     """The module of a family spec in eval mode: tiny (random weights) or a real checkpoint; `meta=True`
-    builds the weightless skeleton from the config."""
+    builds the weightless skeleton from the config. `placement` (e.g. device_map) goes to `from_pretrained`."""
     fam = _family(spec)
     if spec["kind"] == "tiny-family":
         model = build_tiny_model(fam, spec.get("tiny"), dtype=dtype)
@@ -514,7 +515,7 @@ def build_module(
 
         src, kw = _source(spec)
         try:
-            model = _MODEL_CLASSES[fam].from_pretrained(src, dtype=dtype, **kw)
+            model = _MODEL_CLASSES[fam].from_pretrained(src, dtype=dtype, **kw, **placement)
         except OSError as e:
             raise _missing_weights(spec, e) from e
     if device is not None and not meta:
