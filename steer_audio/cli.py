@@ -139,6 +139,20 @@ def _print_table(summary: dict) -> None:
     con.print(f"run directory: {summary['run_dir']}")
 
 
+def _remote(value: str | None) -> bool | str:
+    """--remote / NDIF_HOST / NDIF_API_KEY -> nnsight's `remote=` value; waits until a server is ready."""
+    if not value:
+        return False
+    from .remote.client import configure, resolve_remote, wait_until_ready
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    target = resolve_remote(value)
+    configure(target)
+    if target.is_server:
+        wait_until_ready(target)
+    return target.trace_arg
+
+
 def _execute(stage: str, **kw) -> None:
     from .evaluate.run import EvalConfig
     from .pipeline import Plan, execute
@@ -157,8 +171,8 @@ def _execute(stage: str, **kw) -> None:
         )
         cfg = kw.pop("cfg", None) or EvalConfig()
         cfg.k, cfg.ranking, cfg.seed = kw.pop("k"), kw.pop("ranking"), kw.pop("seed")
-        remote = kw.pop("remote")
-        summary = execute(stage, kw.pop("model"), plan, out, cfg, remote=(remote or False), **kw)
+        target = _remote(kw.pop("remote"))
+        summary = execute(stage, kw.pop("model"), plan, out, cfg, remote=target, **kw)
     except SteerAudioError as e:
         _fail(e)
         return
@@ -371,7 +385,7 @@ def listen(
     setup_logging()
     try:
         res = run_listen(
-            model, clip, question, choices.split(","), from_run, negative, device, dtype, remote or False
+            model, clip, question, choices.split(","), from_run, negative, device, dtype, _remote(remote)
         )
     except SteerAudioError as e:
         _fail(e)

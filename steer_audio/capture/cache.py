@@ -10,6 +10,7 @@ A rerun skips examples already in the index (resume by example id)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,8 @@ class CaptureCache:
         save_tensors(
             self.root / READOUT,
             {"token_ids": torch.tensor(token_ids), "w": w.float(), "norm": norm.float()},
-            metadata={"eps": repr(eps), "norm_kind": kind},
+            # one metadata key: safetensors orders several keys differently from process to process
+            metadata={"readout": json.dumps({"eps": repr(eps), "norm_kind": kind}, sort_keys=True)},
         )
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -125,7 +127,8 @@ class CaptureCache:
         t = load_tensors(path)
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
-        return Readout(t["token_ids"].tolist(), t["w"], t["norm"], float(meta["eps"]), meta["norm_kind"])
+        info = json.loads(meta["readout"])
+        return Readout(t["token_ids"].tolist(), t["w"], t["norm"], float(info["eps"]), info["norm_kind"])
 
 
 @dataclass

@@ -184,6 +184,7 @@ def build_module(
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
     meta_ok: bool = False,
+    **placement: Any,
 ) -> torch.nn.Module:
     """Build the real module for a spec (weights loaded), in eval mode."""
     kind = spec["kind"]
@@ -214,7 +215,7 @@ def build_module(
 
         src, kw = _hub_source(spec)
         try:
-            model = Qwen2AudioForConditionalGeneration.from_pretrained(src, dtype=dtype, **kw)
+            model = Qwen2AudioForConditionalGeneration.from_pretrained(src, dtype=dtype, **kw, **placement)
         except OSError as e:
             raise _missing_weights(spec, e) from e
     if device is not None:

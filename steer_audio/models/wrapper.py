@@ -20,8 +20,16 @@ class AudioLM(Remotable):
 
     def __init__(self, *args: Any, spec: dict[str, Any], **kwargs: Any) -> None:
         self.spec = spec
-        self.pad_token_id = int(kwargs.pop("pad_token_id", 0))
+        pad = kwargs.pop("pad_token_id", None)
+        self._pad: int | None = None if pad is None else int(pad)
         super().__init__(*args, **kwargs)
+
+    @property
+    def pad_token_id(self) -> int:
+        """The tokenizer's pad id (what `_batch` left-pads with), read from the model's processor if not given."""
+        if self._pad is None:
+            self._pad = int(registry.load_processor(self.spec).tokenizer.pad_token_id or 0)
+        return self._pad
 
     # -- building ---------------------------------------------------------------------------------------
     def _load_meta(self, *args: Any, **kwargs: Any) -> torch.nn.Module:
@@ -32,7 +40,11 @@ class AudioLM(Remotable):
             dtype = getattr(torch, dtype.replace("torch.", ""))
         if isinstance(device, int):
             device = f"cuda:{device}"
-        return registry.build_module(self.spec, dtype=dtype, device=device)
+        # a multi-GPU server actor passes device_map / max_memory: hand them to from_pretrained
+        placement = {k: kwargs[k] for k in ("device_map", "max_memory") if kwargs.get(k) is not None}
+        return registry.build_module(
+            self.spec, dtype=dtype, device=None if placement else device, **placement
+        )
 
     # -- remote identity --------------------------------------------------------------------------------
     def _remoteable_model_key(self) -> str:
@@ -40,6 +52,7 @@ class AudioLM(Remotable):
 
     @classmethod
     def _remoteable_from_model_key(cls, model_key: str, **kwargs: Any) -> AudioLM:
+        # no pad id in the key: a server resolves it from the model's own tokenizer when it first batches
         return cls(spec=json.loads(model_key), **kwargs)
 
     # -- batching of several invokes (left padding) -----------------------------------------------------
