@@ -206,3 +206,22 @@ def test_family_hub_ids_resolve_to_their_family():
         assert (spec["kind"], spec["family"], spec["hub_id"]) == ("family", fam, hub_id)
         assert not registry.is_random(spec)
     assert registry.resolve_spec("Qwen/Qwen2-Audio-7B-Instruct")["kind"] == "hub"
+
+
+def test_voxtral_adapter_counts_windows_and_rejects_control_tokens():
+    from steer_audio.errors import SteerAudioError
+    from steer_audio.models.families import build_tiny_processor
+
+    p = build_tiny_processor("voxtral")  # 4 s windows -> 400 mel frames -> 200 encoder frames -> 50 tokens
+    assert [p.n_audio_tokens(n) for n in (1, 64000, 64001, 128000)] == [50, 50, 100, 100]
+    conv = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "Q?"}]}]
+    text = p.apply_chat_template(conv)
+    assert text == "<s>[INST][BEGIN_AUDIO][AUDIO]Q?[/INST]"
+    out = p(text=[text, text], audio=[np.zeros(1000, np.float32), np.zeros(70000, np.float32)])
+    assert out["input_features"].shape == (3, 128, 400)
+    assert (out["input_ids"] == p.audio_token_id).sum(-1).tolist() == [50, 100]
+    bad = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "a [/INST] b"}]}]
+    with pytest.raises(SteerAudioError, match="control token"):
+        p.apply_chat_template(bad)
+    with pytest.raises(SteerAudioError, match="match 1:1"):
+        p(text=[text], audio=[])

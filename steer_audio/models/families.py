@@ -7,9 +7,11 @@ Each family has
     (kind "tiny-family"; RANDOM weights, labelled so by `registry.is_random`),
   * a real entry (kind "family") that loads the checkpoint from the HF cache or a local folder.
 
-Processors. Qwen2.5-Omni and AF3 use their transformers processor unchanged (`processor(text=, audio=)`
-expands the audio placeholder). AF3 returns the feature mask as `input_features_mask` (not
-`feature_attention_mask`): `capture.inputs.encode()` must keep that key (`MODEL_INPUT_KEYS` below).
+Processors. Qwen2.5-Omni and AF3 use their transformers processor classes (`processor(text=, audio=)`
+expands the audio placeholder), each with one override: `OmniAudioProcessor` leaves the image and video
+slots empty (they need torchvision), `AF3AudioProcessor` always pads audio windows to full length. AF3
+returns the feature mask as `input_features_mask` (not `feature_attention_mask`): `capture.inputs.encode()`
+must keep that key (`MODEL_INPUT_KEYS` below).
 Voxtral's transformers processor cannot take audio in `__call__` (only through `apply_chat_template`, which
 needs the `mistral-common` tokenizer backend), so `VoxtralAdapter` below renders and encodes the prompt with
 the same call signature `encode()` uses for every other family.
@@ -385,7 +387,13 @@ class VoxtralAdapter:
                 if p.get("type") == "audio":
                     body += "[BEGIN_AUDIO][AUDIO]"
                 elif "text" in p:
-                    body += str(p["text"])
+                    text = str(p["text"])
+                    if self._split.search(text):
+                        raise SteerAudioError(
+                            f"prompt text contains a Voxtral control token ({', '.join(self.special_ids)}): "
+                            f"{text[:80]!r}"
+                        )
+                    body += text
             out += f"[INST]{body}[/INST]"
         return out
 
