@@ -191,7 +191,7 @@ def build_module(
     if kind in FAMILY_KINDS:
         from . import families
 
-        return families.build_module(spec, dtype=dtype, device=device)
+        return families.build_module(spec, dtype=dtype, device=device, **placement)
     if kind == "tiny":
         from .tiny import build_model
 
