@@ -41,6 +41,8 @@ def test_evaluate_end_to_end(dataset_path, tmp_path):
             "single-layer",
             "--method",
             "head-level",
+            "--method",
+            "avs",
         ],
     )
     assert r.exit_code == 0, r.output
@@ -50,6 +52,7 @@ def test_evaluate_end_to_end(dataset_path, tmp_path):
     methods = [row["method"] for row in s["table"]]
     assert methods[:3] == ["baseline", "head-guided", "control/other-example v"]
     assert all(v["mismatched_items"] == [] for v in s["official_scorer"].values())
+    assert {"head-level/specialist", "head-level/random", "avs", "single-layer"} <= set(methods)
     assert (out / "report.md").read_text().count("RANDOM WEIGHTS") >= 1
     assert set(json.loads((out / "splits.json").read_text())["calib_ids"]).isdisjoint(
         json.loads((out / "splits.json").read_text())["eval_ids"]

@@ -87,7 +87,8 @@ def encode(
     model_inputs = {
         k: v
         for k, v in enc.items()
-        if k in ("input_ids", "attention_mask", "input_features", "feature_attention_mask")
+        if k
+        in ("input_ids", "attention_mask", "input_features", "feature_attention_mask", "input_features_mask")
     }
     model_inputs["position_ids"] = position_ids(mask)
     audio_mask = ids == audio_token_id

@@ -43,6 +43,7 @@ METHODS = (
     "head-level",
     "aad",
     "contrastive-options",
+    "avs",
 )
 DEFAULT_GRID = [0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0]
 
@@ -318,31 +319,64 @@ class Evaluator:
 
     def _head_level(self, exs: list[Example], data: CaptureData, hs: HeadSet) -> torch.Tensor:
         m = self.model
+
+        def run(ev: Any, inputs: dict[str, torch.Tensor], sub: CaptureData) -> torch.Tensor:
+            deltas = forward.head_delta(sub["dz"], list(hs.heads), m.geom.n_layers)
+            return forward.head_level_logits(
+                m.lm, ev, inputs, sub["cand"], deltas, self.cfg.alphas, self.cfg.reuse_prefix, m.remote
+            )
+
+        return self._forward_curve(exs, data, run)
+
+    def _forward_curve(self, exs: list[Example], data: CaptureData, run: Any) -> torch.Tensor:
+        """Batches of audio-only inputs through `run(envoys, inputs, cached rows)` -> logits [A, N, O]."""
+        m = self.model
         ev = envoys(m.lm, m.arch, m.geom, m.name)
         bs = self.cfg.batch_size
         outs = []
         for s in range(0, len(exs), bs):
             chunk = exs[s : s + bs]
             sub = data.subset([e.id for e in chunk])
-            wavs = [
-                load_audio(e.audio_path, e.audio_array, max_seconds=30.0 if m.remote else _window(m))
-                for e in chunk
-            ]
+            wavs = [load_audio(e.audio_path, e.audio_array, max_seconds=_window(m)) for e in chunk]
             b = encode(m.processor, chunk, wavs, None, m.prompt, m.geom.audio_token_id)
-            inputs = (
-                b.model_inputs
-                if m.remote
-                else {
+            inputs = b.model_inputs
+            if not m.remote:
+                inputs = {
                     k: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device))
-                    for k, v in b.model_inputs.items()
+                    for k, v in inputs.items()
                 }
-            )
-            deltas = forward.head_delta(sub["dz"], list(hs.heads), m.geom.n_layers)
-            lg = forward.head_level_logits(
-                m.lm, ev, inputs, sub["cand"], deltas, self.cfg.alphas, self.cfg.reuse_prefix, m.remote
-            )
-            outs.append(lg[:, :, : sub["cand"].shape[1]])
+            outs.append(run(ev, inputs, sub)[:, :, : sub["cand"].shape[1]])
         return torch.cat(outs, 1)
+
+    def _m_avs(self, disc: Discovery, hs: HeadSet) -> None:
+        """Adaptive Vector Steering (Lin, Lee & Lee 2025): every layer, scheduled, norm-preserving (steer/avs.py)."""
+        if self.model is None:
+            raise SteerAudioError("avs needs the model (it runs forward passes); load it or drop the method")
+        from ..steer import avs
+
+        m = self.model
+        schedule = avs.layer_schedule(m.geom.n_layers)
+
+        def run(ev: Any, inputs: dict[str, torch.Tensor], sub: CaptureData) -> torch.Tensor:
+            v = avs.avs_vectors(sub["resid_a"], sub["resid_n"])
+            return avs.avs_sweep(m.lm, ev, inputs, sub["cand"], v, self.cfg.alphas, schedule, m.remote)
+
+        cal_l, ev_l = (
+            self._forward_curve(self.cal_ex, self.dc, run),
+            self._forward_curve(self.ev_ex, self.de, run),
+        )
+        cal = [float(_acc(x, self.cal_ex).mean()) for x in cal_l]
+        evc = [float(_acc(x, self.ev_ex).mean()) for x in ev_l]
+        i = _pick(cal, self.cfg.alphas)
+        self.results.append(
+            MethodResult(
+                "avs",
+                {"alpha": self.cfg.alphas[i], "schedule": [round(float(x), 3) for x in schedule]},
+                predictions(ev_l[i]),
+                {"alpha": self.cfg.alphas, "accuracy": cal},
+                {"alpha": self.cfg.alphas, "accuracy": evc},
+            )
+        )
 
     def _controls(self, hs: HeadSet, a: float) -> None:
         """Same alpha, other directions: v of another example, the mean v, a random direction of equal norm."""

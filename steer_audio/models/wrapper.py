@@ -74,9 +74,9 @@ class AudioLM(Remotable):
             "attention_mask": torch.cat([lpad(k["attention_mask"], 0) for k in kws]),
             "position_ids": torch.cat([lpad(k["position_ids"], 0) for k in kws]),
         }
-        if all("input_features" in k for k in kws):
-            out["input_features"] = torch.cat([k["input_features"] for k in kws])
-            out["feature_attention_mask"] = torch.cat([k["feature_attention_mask"] for k in kws])
+        for feat in ("input_features", "feature_attention_mask", "input_features_mask"):
+            if all(feat in k for k in kws):  # fixed-window audio features: rows concatenate as they are
+                out[feat] = torch.cat([k[feat] for k in kws])
         for key in kws[0]:
             if key not in out:
                 out[key] = kws[0][key]
