@@ -211,3 +211,47 @@ def test_listen_agrees_with_the_evaluation_run(dataset_path, tmp_path):
     assert res["prediction"]["choice"] == by["baseline"]["choice"]
     assert res["steered_prediction"]["choice"] == by["head-guided"]["choice"]
     assert 0 <= res["listening_percentile_vs_calibration"] <= 100
+
+
+def test_listen_bench_style_data_reports_conditions_and_prior_follow(tmp_path):
+    from conftest import write_dataset
+
+    path = write_dataset(tmp_path, n=16)
+    items = json.loads(path.read_text())
+    for i, it in enumerate(items):
+        it["split"] = "calib" if i < 8 else "test"
+        it["condition"] = "misleading" if i % 2 else "neutral"
+        it["prior_choice"] = it["choices"][-1] if i % 2 else None
+    path.write_text(json.dumps(items))
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--data",
+            str(path),
+            "--k",
+            "4",
+            "--k-sweep",
+            "4",
+            "--seeds",
+            "1",
+            "--grid",
+            "0,1",
+            "--method",
+            "head-guided",
+            "--out",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert "the file's `split` field" in s["splits"]["how"]
+    base = s["table"][0]
+    assert set(base["by_condition"]) == {"misleading", "neutral"}
+    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    by_id = {it["id"]: it for it in items}
+    mis = [p for p in preds if p["method"] == "baseline" and by_id[p["id"]]["condition"] == "misleading"]
+    want = sum(p["choice"] == by_id[p["id"]]["prior_choice"] for p in mis) / len(mis)
+    assert base["prior_follow_misleading"] == want
+    assert "prior followed" in (out / "report.md").read_text()

@@ -442,6 +442,27 @@ class Evaluator:
                     d: float(np.mean([c[i] for i, e in enumerate(all_ex) if e.domain == d])) for d in domains
                 },
             }
+            conds = sorted({str(e.extra["condition"]) for e in all_ex if e.extra.get("condition")})
+            if conds:  # listen-bench: accuracy per twin condition and how often a misleading hint is followed
+                row["by_condition"] = {
+                    k: float(np.mean([c[i] for i, e in enumerate(all_ex) if e.extra.get("condition") == k]))
+                    for k in conds
+                }
+                chosen = dict(zip([e.id for e in self.ev_ex], r.pred, strict=True))
+                mis = [
+                    e
+                    for e in all_ex
+                    if e.extra.get("condition") == "misleading" and e.extra.get("prior_choice")
+                ]
+                if mis:
+                    row["prior_follow_misleading"] = float(
+                        np.mean(
+                            [
+                                e.id in chosen and e.choices[int(chosen[e.id])] == e.extra["prior_choice"]
+                                for e in mis
+                            ]
+                        )
+                    )
             if r.name != "baseline":
                 row["gain_pp"] = 100 * (row["accuracy"] - float(base.mean()))
                 row["gain_ci95_pp"] = [100 * x for x in bootstrap_ci(c - base, seed=self.cfg.seed)]

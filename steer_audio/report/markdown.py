@@ -80,6 +80,20 @@ def render(summary: dict[str, Any]) -> str:
     out += ["| domain | baseline | head-guided |", "|---|---|---|"]
     for d in sorted(base["by_domain"]):
         out.append(f"| {d} | {_pct(base['by_domain'][d])} | {_pct(hg['by_domain'][d]) if hg else '–'} |")
+    if "by_condition" in base:
+        conds = sorted(base["by_condition"])
+        out += [
+            "",
+            "## Accuracy by condition (%) and prior-follow on misleading items (%)",
+            "",
+            "| method | " + " | ".join(conds) + " | prior followed |",
+            "|---|" + "---|" * (len(conds) + 1),
+        ]
+        for r in rows:
+            if r["method"].startswith("control/") or "by_condition" not in r:
+                continue
+            cells = " | ".join(_pct(r["by_condition"].get(k)) for k in conds)
+            out.append(f"| {r['method']} | {cells} | {_pct(r.get('prior_follow_misleading'))} |")
     sweep = summary.get("k_sweep")
     if sweep:
         out += [
