@@ -102,3 +102,24 @@ def test_rotate_moves_options_and_answer_together():
     assert r.choices == (e.choices[-1], *e.choices[:-1])
     assert {r.choices[i] for i in r.correct} == {e.answer}
     assert r.id == f"{e.id}#rot1" and r.audio_path == e.audio_path
+
+
+def test_local_datasets_copy_loads_with_audio(dataset_path, tmp_path):
+    """A saved / parquet `datasets` copy of MMAU (audio column) gives the same items and waveforms."""
+    import datasets
+    import soundfile as sf
+
+    items = json.loads(dataset_path.read_text())
+    rows = {k: [it[k] for it in items] for k in ("id", "question", "choices", "answer", "task")}
+    rows["audio"] = [str(dataset_path.parent / it["audio_id"]) for it in items]
+    ds = datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio())
+    ds.save_to_disk(str(tmp_path / "saved"))
+    ds.to_parquet(str(tmp_path / "mmau.parquet"))
+    ref = mmau.load(dataset_path)
+    for src in (tmp_path / "saved", tmp_path / "mmau.parquet"):
+        got = mmau.load(src)
+        assert [e.id for e in got.examples] == [e.id for e in ref.examples] and got.sha256
+        for g, r in zip(got.examples, ref.examples, strict=True):
+            assert g.correct == r.correct and g.choices == r.choices
+            wav, sr = sf.read(r.audio_path, dtype="float32")
+            np.testing.assert_allclose(g.audio_array, wav, atol=1e-6)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SteerAudioError
-from ..io import read_json, sha256_file
+from ..io import read_json, sha256_file, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +127,33 @@ def load_hf(path: Path, split: str | None = None) -> Dataset:
         split = split or next(iter(ds))
         ds = ds[split]
     if "audio" in ds.column_names:
-        ds = ds.cast_column("audio", datasets.Audio(sampling_rate=16000))
+        # decode ourselves (soundfile + librosa): datasets' own audio decoding needs torchcodec
+        ds = ds.cast_column("audio", datasets.Audio(decode=False))
     examples = []
     for i, row in enumerate(ds):
         audio = row.pop("audio", None)
         ex = _example(dict(row), i, None)
         if audio is not None:
-            ex.audio_array = np.asarray(audio["array"], dtype=np.float32)
+            ex.audio_array = _decode(audio, ex.id)
         examples.append(ex)
-    return Dataset(examples, str(p), None, None)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    digest = sha256_json([[str(f.relative_to(p)) if p.is_dir() else f.name, sha256_file(f)] for f in files])
+    return Dataset(examples, str(p), digest, None)
+
+
+def _decode(audio: dict[str, Any], ex_id: str) -> np.ndarray:
+    import io
+
+    import librosa
+    import soundfile as sf
+
+    try:
+        src = io.BytesIO(audio["bytes"]) if audio.get("bytes") else audio["path"]
+        wav, sr = sf.read(src, dtype="float32", always_2d=True)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is the same user-facing problem
+        raise SteerAudioError(f"item {ex_id}: cannot decode its audio ({type(e).__name__}: {e})") from e
+    mono = wav.mean(1)
+    return mono if sr == 16000 else librosa.resample(mono, orig_sr=sr, target_sr=16000).astype(np.float32)
 
 
 def load(path: Path, audio_root: Path | None = None) -> Dataset:
