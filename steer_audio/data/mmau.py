@@ -136,8 +136,8 @@ def load_hf(path: Path, split: str | None = None) -> Dataset:
         if audio is not None:
             ex.audio_array = _decode(audio, ex.id)
         examples.append(ex)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    digest = sha256_json([[str(f.relative_to(p)) if p.is_dir() else f.name, sha256_file(f)] for f in files])
+    parts = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    digest = sha256_json([[str(f.relative_to(p)) if p.is_dir() else f.name, sha256_file(f)] for f in parts])
     return Dataset(examples, str(p), digest, None)
 
 
