@@ -1,4 +1,4 @@
-"""Artifact I/O: atomic writes, safetensors for tensors, JSON / JSONL for metadata. No pickle anywhere."""
+"""Artifact I/O: atomic writes, safetensors for tensors, JSON / JSONL for metadata; never Python object serialisation."""
 
 from __future__ import annotations
 
