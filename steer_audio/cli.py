@@ -160,6 +160,9 @@ def _execute(stage: str, **kw) -> None:
 
     setup_logging()
     try:
+        from .models.registry import resolve_spec
+
+        resolve_spec(kw["model"])  # an unknown model fails before anything is written
         out = kw.pop("out") or _default_out(stage, kw["model"])
         plan = Plan(
             data=_data(kw.pop("data"), out),
