@@ -209,7 +209,12 @@ def build_module(
             from .mini.assemble import load_mini
         except ImportError as e:
             raise SteerAudioError("the embedded model `mini` is not available in this installation") from e
-        model, _ = load_mini(weights=spec.get("weights"), dtype=dtype or torch.float32)  # type: ignore[assignment]
+        from .mini.assemble import MiniSetupError
+
+        try:
+            model, _ = load_mini(weights=spec.get("weights"), dtype=dtype or torch.float32)  # type: ignore[assignment]
+        except MiniSetupError as e:
+            raise SteerAudioError(str(e)) from e
     else:
         from transformers import Qwen2AudioForConditionalGeneration
 
@@ -258,9 +263,12 @@ def load_processor(spec: dict[str, Any]) -> Any:
 
         return build_processor({"window_s": 30, "n_mels": 128})
     if kind == "mini":
-        from .mini.assemble import load_mini_processor
+        from .mini.assemble import MiniSetupError, build_processor, load_tokenizer
 
-        return load_mini_processor()
+        try:
+            return build_processor(load_tokenizer())
+        except MiniSetupError as e:
+            raise SteerAudioError(str(e)) from e
     from transformers import AutoProcessor
 
     src, kw = _hub_source(spec)
