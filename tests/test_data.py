@@ -123,3 +123,11 @@ def test_local_datasets_copy_loads_with_audio(dataset_path, tmp_path):
             assert g.correct == r.correct and g.choices == r.choices
             wav, sr = sf.read(r.audio_path, dtype="float32")
             np.testing.assert_allclose(g.audio_array, wav, atol=1e-6)
+
+
+def test_first_token_prompt_is_the_one_mini_was_trained_with():
+    from steer_audio.bench.listen_bench import build_prompt
+
+    item = {"question": "What is heard?", "choices": ["hiss", "beep", "siren", "whistle"]}
+    ex = mmau._example({**item, "id": "x", "answer": "beep"}, 0, None)
+    assert user_text(ex, prompt_spec("first-token")) == build_prompt(item)

@@ -17,7 +17,8 @@ LETTERS = "ABCDEFGHIJ"
 
 TEMPLATES: dict[str, str] = {
     "letters": "{question}\nOptions:\n{options}\nAnswer with the option's letter from the given options directly.",
-    "first-token": "{question}\nOptions: {options}.\nAnswer with one of the options.",
+    # the embedded model was trained with exactly this text (steer_audio.bench.listen_bench.PROMPT_TEMPLATE)
+    "first-token": "{question}\nChoices: {options}.\nAnswer with one of the choices.",
 }
 
 
