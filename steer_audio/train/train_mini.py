@@ -371,7 +371,7 @@ def train(
     }
     if resume and state_path.is_file():
         prev = json.loads(state_path.read_text())
-        mutable = {"steps", "eval_every", "checkpoint_every", "threads"}
+        mutable = {"steps", "eval_every", "checkpoint_every", "threads", "lr"}
         changed = {k for k, v in asdict(cfg).items() if prev["config"].get(k) != v}
         if changed - mutable:
             raise TrainError(
@@ -470,8 +470,12 @@ def train(
         "data_sha256": state["data_sha256"],
         "data_generator": lb.GENERATOR_VERSION,
         "train_base_items": len(twins),
-        "encode_seconds": round(t_enc, 1),
-        "seconds": round(time.time() - t0, 1),
+        "last_invocation_encode_seconds": round(t_enc, 1),
+        "last_invocation_seconds": round(time.time() - t0, 1),
+        "loss_mean_per_50_steps": [
+            round(float(np.mean(state.get("losses", [])[i : i + 50])), 4)
+            for i in range(0, len(state.get("losses", [])), 50)
+        ],
         "history": state["history"],
         "schedule_changes": state.get("schedule_changes", []),
         "final_loss_mean_last20": float(np.mean(state.get("losses", [float("nan")])[-20:])),
