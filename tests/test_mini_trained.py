@@ -12,7 +12,7 @@ from steer_audio.models.mini import assemble
 
 pytestmark = pytest.mark.mini
 
-N_TEST = 4  # base items per template -> 40 neutral items (the first 40 of the full test split)
+N_TEST = 12  # base items per template -> 120 neutral items (the same items as results/mini's test12 numbers)
 
 
 @pytest.fixture(scope="module")
@@ -43,5 +43,5 @@ def test_trained_mini_beats_chance_on_neutral(neutral_predictions) -> None:
     n = len(neutral_predictions)
     k = sum(p["correct"] for p in neutral_predictions)
     assert n == 10 * N_TEST
-    # every item has 4 choices: chance is 0.25
-    assert binomtest(k, n, 0.25, alternative="greater").pvalue < 1e-3, f"{k}/{n} correct"
+    # every item has 4 choices: chance is 0.25 (one-sided binomial test)
+    assert binomtest(k, n, 0.25, alternative="greater").pvalue < 0.01, f"{k}/{n} correct"
