@@ -545,6 +545,7 @@ def evaluate(
     model, processor = assemble.build_mini(cache_dir)
     assemble.load_trained_weights(model, Path(weights))
     work = Path(work) if work is not None else Path(data_dir)
+    work.mkdir(parents=True, exist_ok=True)
     prompts = PromptCache(processor)
     with Progress(
         TextColumn("{task.description}"),
