@@ -263,11 +263,11 @@ def load_processor(spec: dict[str, Any]) -> Any:
 
         return build_processor({"window_s": 30, "n_mels": 128})
     if kind == "mini":
-        from .mini.assemble import MiniSetupError, build_processor, load_tokenizer
+        from .mini import assemble as mini_assemble
 
         try:
-            return build_processor(load_tokenizer())
-        except MiniSetupError as e:
+            return mini_assemble.build_processor(mini_assemble.load_tokenizer())
+        except mini_assemble.MiniSetupError as e:
             raise SteerAudioError(str(e)) from e
     from transformers import AutoProcessor
 

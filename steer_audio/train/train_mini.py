@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -325,7 +326,7 @@ def train(
     cfg: TrainConfig,
     resume: bool = False,
     cache_dir: Path | None = None,
-    console: object | None = None,
+    console: Any = None,
 ) -> dict:
     """Train the projector; write ``projector.safetensors`` and ``recipe.json`` into ``out``."""
     from rich.console import Console
@@ -521,7 +522,7 @@ def evaluate(
     cache_dir: Path | None = None,
     work: Path | None = None,
     threads: int = 2,
-    console: object | None = None,
+    console: Any = None,
     limit: int | None = None,
 ) -> tuple[list[dict], dict]:
     """First-token predictions of a trained mini on one split (all four conditions).

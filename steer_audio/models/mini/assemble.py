@@ -17,6 +17,7 @@ import time
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -206,7 +207,7 @@ def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
         gdigest = _sha256_file(gguf_path)
         if gdigest != GEMMA_GGUF_SHA256:
             raise MiniSetupError(f"Gemma GGUF sha256 {gdigest} != pinned {GEMMA_GGUF_SHA256}")
-        tok = convert.gemma_tokenizer_from_gguf(gguf_path)
+        tok: Any = convert.gemma_tokenizer_from_gguf(gguf_path)
         tok.add_special_tokens({"additional_special_tokens": [AUDIO_TOKEN, AUDIO_BOS, AUDIO_EOS]})
         tok.save_pretrained(str(tmp / TOKENIZER_DIR))
         log.info("gemma tokenizer rebuilt (%.1f s)", time.time() - t0)
@@ -270,7 +271,7 @@ def _require_cache(cache_dir: Path | None) -> Path:
     return cache
 
 
-def load_tokenizer(cache_dir: Path | None = None) -> object:
+def load_tokenizer(cache_dir: Path | None = None) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     cache = _require_cache(cache_dir)
@@ -279,7 +280,7 @@ def load_tokenizer(cache_dir: Path | None = None) -> object:
     return tok
 
 
-def build_processor(tokenizer: object) -> object:
+def build_processor(tokenizer: Any) -> Any:
     from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
 
     fe = WhisperFeatureExtractor(feature_size=80, sampling_rate=SAMPLING_RATE, chunk_length=WINDOW_S)
@@ -288,7 +289,7 @@ def build_processor(tokenizer: object) -> object:
     )
 
 
-def mini_config(cache: Path, vocab_size: int, audio_token_id: int) -> object:
+def mini_config(cache: Path, vocab_size: int, audio_token_id: int) -> Any:
     from transformers import Qwen2AudioConfig
 
     wcfg = json.loads((cache / WHISPER_CONFIG).read_text())
@@ -307,7 +308,7 @@ def mini_config(cache: Path, vocab_size: int, audio_token_id: int) -> object:
     return Qwen2AudioConfig(audio_config=audio_cfg, text_config=gcfg, audio_token_index=audio_token_id)
 
 
-def build_mini(cache_dir: Path | None = None, attn_implementation: str = "sdpa") -> tuple[object, object]:
+def build_mini(cache_dir: Path | None = None, attn_implementation: str = "sdpa") -> tuple[Any, Any]:
     """The assembled model with an untrained (zero) projector, and its processor."""
     from safetensors.torch import load_file
     from transformers import Qwen2AudioForConditionalGeneration
@@ -389,7 +390,7 @@ def load_mini(
     dtype: torch.dtype = torch.float32,
     attn_implementation: str = "sdpa",
     last_position_only: bool = False,
-) -> tuple[object, object]:
+) -> tuple[Any, Any]:
     """Return ``(Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor)`` for `mini`, in eval mode.
 
     ``weights`` defaults to ``steer_audio/assets/mini/projector.safetensors`` (our trained projector).

@@ -225,8 +225,8 @@ def gemma_vocab_from_gguf(gguf_path: Path) -> tuple[list[str], list[float], list
     for name in ("bos", "eos", "unknown", "padding"):
         key = f"tokenizer.ggml.{name}_token_id"
         if key in reader.fields:
-            specials[name] = int(_gguf_field(reader, key))  # type: ignore[arg-type]
-    return tokens, [float(s) for s in scores], [int(t) for t in types], specials  # type: ignore[arg-type]
+            specials[name] = int(_gguf_field(reader, key))  # type: ignore[arg-type,call-overload]
+    return tokens, [float(s) for s in scores], [int(t) for t in types], specials  # type: ignore[arg-type,return-value,attr-defined]
 
 
 def build_gemma_tokenizer_object(
