@@ -135,3 +135,26 @@ def test_chat_template_renders_qwen2_audio_conversation(mini_untrained) -> None:
     assert text == (
         "<start_of_turn>user\n<|audio_bos|><|AUDIO|><|audio_eos|>\nQ?<end_of_turn>\n<start_of_turn>model\n"
     )
+
+
+def test_last_position_head_matches_full_head(mini_untrained) -> None:
+    import numpy as np
+
+    model, proc = mini_untrained
+    conv = [
+        {"role": "user", "content": [{"type": "audio", "audio_url": "x.wav"}, {"type": "text", "text": "Q?"}]}
+    ]
+    text = proc.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+    y = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    inputs = proc(text=text, audio=[y], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        ref = assemble.last_position_logits(model, **inputs)
+        full_head = model.lm_head
+        try:
+            assemble.use_last_position_head(model)
+            assert model.lm_head.weight is full_head.weight
+            out = model(**inputs).logits
+        finally:
+            model.lm_head = full_head
+    assert out.shape == (1, 1, ref.shape[-1])
+    torch.testing.assert_close(out[:, -1], ref)

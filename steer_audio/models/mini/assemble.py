@@ -383,6 +383,16 @@ class LastPositionLMHead(torch.nn.Linear):
         return super().forward(hidden_states[..., -1:, :])
 
 
+def use_last_position_head(model: object) -> None:
+    """Swap ``model.lm_head`` for a :class:`LastPositionLMHead` sharing the same (tied) weight."""
+    old = model.lm_head  # type: ignore[attr-defined]
+    if isinstance(old, LastPositionLMHead):
+        return
+    head = LastPositionLMHead(old.in_features, old.out_features, bias=False, device="meta")
+    head.weight = old.weight
+    model.lm_head = head  # type: ignore[attr-defined]
+
+
 def load_mini(
     cache_dir: Path | None = None,
     weights: Path | None = None,
@@ -401,10 +411,7 @@ def load_mini(
     wpath = Path(weights) if weights is not None else ASSETS_DIR / PROJECTOR_FILE
     load_trained_weights(model, wpath)
     if last_position_only:
-        old = model.lm_head  # type: ignore[attr-defined]
-        head = LastPositionLMHead(old.in_features, old.out_features, bias=False, device="meta")
-        head.weight = old.weight
-        model.lm_head = head  # type: ignore[attr-defined]
+        use_last_position_head(model)
     model.to(device=device, dtype=dtype)  # type: ignore[attr-defined]
     return model, processor
 
