@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..io import sha256_file
+
 log = logging.getLogger(__name__)
 
 SR = 16_000
@@ -667,14 +669,6 @@ def check_choice_tokens(rows: Sequence[dict], tokenizer: object) -> None:
         raise BenchError(f"{len(bad)} items have choices with the same first token, e.g. {bad[:3]}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _tool_versions() -> dict[str, str]:
     out = {}
     for name, cmd in (
@@ -739,7 +733,7 @@ def generate(
             sil = audio_dir / f"{b['base']}-silence.wav"
             _write_wav(sil, np.zeros_like(y))
             for p in (wav, sil):
-                files[f"{AUDIO_DIR}/{p.name}"] = _sha256(p)
+                files[f"{AUDIO_DIR}/{p.name}"] = sha256_file(p)
             if progress is not None:
                 progress(k + 1, len(plan))
     data = out_dir / DATA_JSON
@@ -757,7 +751,7 @@ def generate(
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
         "tools": _tool_versions(),
         "counts": counts,
-        "json_sha256": _sha256(data),
+        "json_sha256": sha256_file(data),
         "files": dict(sorted(files.items())),
     }
     man = out_dir / MANIFEST_JSON
@@ -777,7 +771,7 @@ def load_items(data_dir: Path, split: str | None = None, condition: str | None =
 
 
 def dataset_sha256(data_dir: Path) -> str:
-    return _sha256(Path(data_dir) / DATA_JSON)
+    return sha256_file(Path(data_dir) / DATA_JSON)
 
 
 def _cleanup(path: Path) -> None:  # pragma: no cover - helper for callers that regenerate

