@@ -81,3 +81,14 @@ def test_flip_check_reports_means_and_test():
     res = check_flips(s, flip)
     assert res["mean_flip"] == pytest.approx(2.7666666, abs=1e-6)
     assert res["p_greater"] < 0.05
+
+
+def test_ties_go_to_the_tiebreak_not_to_option_a():
+    import torch
+
+    from steer_audio.discover.heads import predictions
+
+    scores = torch.tensor([[0.0, 0.0, 0.0, float("-inf")], [1.0, 2.0, 2.0, 0.0]])
+    audio = torch.tensor([[0.1, 0.5, 0.2, 9.0], [5.0, 0.1, 0.3, 9.0]])
+    assert predictions(scores).tolist() == [0, 1]
+    assert predictions(scores, audio).tolist() == [1, 2]  # padding (-inf) never wins a tie

@@ -19,9 +19,14 @@ def head_name(layer: int, head: int) -> str:
     return f"L{layer:02d}H{head:02d}"
 
 
-def predictions(logits: torch.Tensor) -> np.ndarray:
-    """argmax over the candidate logits (padding is -inf); ties go to the first option."""
-    return logits.float().argmax(-1).numpy()
+def predictions(logits: torch.Tensor, tiebreak: torch.Tensor | None = None) -> np.ndarray:
+    """argmax over the candidate logits (padding is -inf). Exact ties go to the option with the highest
+    `tiebreak` score (e.g. the audio-pass logits), else to the first option."""
+    x = logits.float()
+    if tiebreak is None:
+        return x.argmax(-1).numpy()
+    tied = x == x.max(-1, keepdim=True).values
+    return torch.where(tied, tiebreak.float(), torch.full_like(x, float("-inf"))).argmax(-1).numpy()
 
 
 def correctness(pred: np.ndarray, correct_sets: list[frozenset[int]]) -> np.ndarray:
