@@ -10,7 +10,8 @@ import torch
 
 from .capture.cache import CaptureCache, CaptureData
 from .capture.inputs import MAX_OPTIONS, encode
-from .capture.trace import capture_trace, envoys
+from .capture.run import trace_batch
+from .capture.trace import envoys
 from .data.audio import load_audio, negative
 from .data.mmau import Example
 from .data.prompts import LETTERS
@@ -44,18 +45,9 @@ def listen(
         domain="?",
         audio_path=Path(clip),
     )
-    fe = m.processor.feature_extractor
-    wav = load_audio(ex.audio_path, max_seconds=fe.n_samples / fe.sampling_rate)
+    wav = load_audio(ex.audio_path, max_seconds=m.audio_window_s)
     b = encode(m.processor, [ex], [wav], [negative(wav, negative_kind)], m.prompt, m.geom.audio_token_id)
-    inputs = b.model_inputs
-    if not remote:
-        inputs = {
-            k: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device))
-            for k, v in inputs.items()
-        }
-    ev = envoys(m.lm, m.arch, m.geom, m.name)
-    dev = "cpu" if remote else m.device
-    out = capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), remote)
+    out = trace_batch(m, envoys(m.lm, m.arch, m.geom, m.name), b)
     n = len(choices)
     la, ln = out["cand_logits"][0].float().cpu(), out["cand_logits"][1].float().cpu()
     res: dict[str, Any] = {

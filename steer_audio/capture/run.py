@@ -35,11 +35,6 @@ def cache_key(m: LoadedModel, data_sha: str | None, negative_kind: str, seed: in
     }
 
 
-def _window_seconds(m: LoadedModel) -> float:
-    fe = m.processor.feature_extractor
-    return float(fe.n_samples) / float(fe.sampling_rate)
-
-
 def run_capture(
     m: LoadedModel,
     examples: list[Example],
@@ -57,7 +52,7 @@ def run_capture(
     cache.bind(cache_key(m, data_sha, negative_kind, seed))
     todo = [e for e in examples if e.id not in cache.done]
     ev = envoys(m.lm, m.arch, m.geom, m.name)
-    window = _window_seconds(m)
+    window = m.audio_window_s
     need_readout = not (Path(out_dir) / "readout.safetensors").exists()
     if readout_ids is None:
         readout_ids = all_candidate_ids(m, examples)
@@ -109,7 +104,7 @@ def run_capture(
                 continue
             ro = torch.tensor(readout_ids) if need_readout else None
             if isinstance(b, tuple):  # `drop`: audio rows and no-audio rows were traced separately
-                out_a, out_n = _trace(m, ev, b[0], ro), _trace(m, ev, b[1], None)
+                out_a, out_n = trace_batch(m, ev, b[0], ro), trace_batch(m, ev, b[1], None)
                 out = {
                     k_: torch.cat([v.cpu(), out_n[k_].cpu()]) if k_ in out_n else v for k_, v in out_a.items()
                 }
@@ -119,7 +114,7 @@ def run_capture(
                     cand_valid=torch.cat([b[0].cand_valid, b[1].cand_valid]),
                 )
             else:
-                out = _trace(m, ev, b, ro)
+                out = trace_batch(m, ev, b, ro)
             if need_readout:
                 cache.save_readout(
                     readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind
@@ -130,14 +125,10 @@ def run_capture(
     return cache
 
 
-def _trace(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    inputs = b.model_inputs
-    if not m.remote:
-        inputs = {
-            k: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device))
-            for k, v in inputs.items()
-        }
-    dev = "cpu" if m.remote else m.device
+def trace_batch(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The capture trace on one encoded batch, inputs placed for the model (local or remote)."""
+    dev = m.trace_device
+    inputs = m.inputs_to_device(b.model_inputs)
     return capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
 
 

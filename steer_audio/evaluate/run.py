@@ -340,14 +340,9 @@ class Evaluator:
         for s in range(0, len(exs), bs):
             chunk = exs[s : s + bs]
             sub = data.subset([e.id for e in chunk])
-            wavs = [load_audio(e.audio_path, e.audio_array, max_seconds=_window(m)) for e in chunk]
+            wavs = [load_audio(e.audio_path, e.audio_array, max_seconds=m.audio_window_s) for e in chunk]
             b = encode(m.processor, chunk, wavs, None, m.prompt, m.geom.audio_token_id)
-            inputs = b.model_inputs
-            if not m.remote:
-                inputs = {
-                    k: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device))
-                    for k, v in inputs.items()
-                }
+            inputs = m.inputs_to_device(b.model_inputs)
             outs.append(run(ev, inputs, sub)[:, :, : sub["cand"].shape[1]])
         return torch.cat(outs, 1)
 
@@ -478,8 +473,3 @@ class Evaluator:
                 row["eval_curve"] = r.eval_curve
             rows.append(row)
         return rows
-
-
-def _window(m: Any) -> float:
-    fe = m.processor.feature_extractor
-    return float(fe.n_samples) / float(fe.sampling_rate)

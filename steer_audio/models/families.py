@@ -42,6 +42,7 @@ from transformers import (
 )
 
 from ..errors import SteerAudioError
+from .tiny import TINY_DEFAULT
 
 #: model-input keys `encode()` must pass to the model's forward (AF3 adds `input_features_mask`)
 MODEL_INPUT_KEYS = (
@@ -65,16 +66,7 @@ FAMILY_OF: dict[str, str] = {
 }
 
 #: the tiny spec (also the remote model key's payload); `window_s` is the audio window of the processor
-TINY_FAMILY_DEFAULT: dict[str, Any] = {
-    "seed": 0,
-    "n_layers": 4,
-    "hidden": 64,
-    "heads": 8,
-    "kv_heads": 2,
-    "window_s": 4,
-    "n_mels": 128,
-    "attn": "sdpa",
-}
+TINY_FAMILY_DEFAULT: dict[str, Any] = dict(TINY_DEFAULT)
 
 _MODEL_CLASSES: dict[str, Any] = {
     "qwen2.5-omni": Qwen2_5OmniThinkerForConditionalGeneration,

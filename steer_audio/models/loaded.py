@@ -33,6 +33,26 @@ class LoadedModel:
     def random_weights(self) -> bool:
         return registry.is_random(self.spec)
 
+    @property
+    def audio_window_s(self) -> float:
+        """The audio window of the processor (clips are cut to it)."""
+        fe = self.processor.feature_extractor
+        return float(fe.n_samples) / float(fe.sampling_rate)
+
+    @property
+    def trace_device(self) -> str:
+        """Where the trace's own input tensors live: the model's device, or the CPU for a remote server."""
+        return "cpu" if self.remote else self.device
+
+    def inputs_to_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Move model inputs to the model (floating ones to its dtype); remote inputs stay on the CPU."""
+        if self.remote:
+            return inputs
+        return {
+            k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+            for k, v in inputs.items()
+        }
+
     def final_norm_eps(self) -> float:
         mod = resolve(self.lm._module, self.arch.final_norm, self.name)
         return float(getattr(mod, self.arch.norm_eps_attr))
