@@ -11,6 +11,7 @@ import torch
 from ..data.mmau import Example
 from ..data.prompts import PromptSpec, candidate_ids, render
 from ..errors import SteerAudioError
+from ..models.audio_embed import silence_key
 
 MAX_OPTIONS = 10
 
@@ -27,6 +28,9 @@ class Batch:
     cand_valid: torch.Tensor
     n_tokens: list[int]
     n_audio: list[int]
+    #: per row: a key when the row's audio input is fully determined by it (the silence negative of a
+    #: given length), so its encoder output can be computed once (models/audio_embed.py); else None
+    row_keys: list[str | None] | None = None
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -92,6 +96,10 @@ def encode(
     }
     model_inputs["position_ids"] = position_ids(mask)
     audio_mask = ids == audio_token_id
+    row_keys: list[str | None] = [None] * len(wavs)
+    if negs is not None:
+        fe = getattr(processor, "feature_extractor", None)
+        row_keys += [silence_key(w, fe) for w in negs]
     return Batch(
         ids=[ex.id for ex in examples],
         model_inputs=model_inputs,
@@ -100,4 +108,5 @@ def encode(
         cand_valid=valid,
         n_tokens=mask.sum(-1).tolist()[:b],
         n_audio=audio_mask.sum(-1).tolist()[:b],
+        row_keys=row_keys if audio else None,
     )

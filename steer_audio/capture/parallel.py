@@ -35,18 +35,27 @@ def _worker(
     t0 = time.perf_counter()
     m = loaded.load(device=device, **load_kw)
     t1 = time.perf_counter()
-    run_capture(m, examples, Path(out), **cap_kw)
+    stats: dict[str, Any] = {}
+    run_capture(m, examples, Path(out), stats=stats, **cap_kw)
     if device.startswith("cuda"):
         import torch
 
         torch.cuda.synchronize(device)
     t2 = time.perf_counter()
+    ends = stats.get("batch_end", [])
     timing = {
         "worker": k,
         "device": device,
         "examples": len(examples),
         "load_s": t1 - t0,
         "capture_s": t2 - t1,
+        # from the end of the first batch (cold start: first trace, kernel selection) to the end of the last
+        "batches": len(ends),
+        "steady_s": (ends[-1] - ends[0]) if len(ends) > 1 else None,
+        # time.perf_counter is system-wide monotonic on Linux: comparable across the workers
+        "first_batch_end": ends[0] if ends else None,
+        "last_batch_end": ends[-1] if ends else None,
+        **{k_: stats[k_] for k_ in ("wait_s", "trace_s", "write_s") if k_ in stats},
     }
     write_json(Path(out).parent / f"timing-worker-{k}.json", timing)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -45,7 +46,10 @@ def run_capture(
     data_sha: str | None = None,
     seed: int = 0,
     readout_ids: list[int] | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> CaptureCache:
+    """Capture `examples` into `out_dir` (resuming what is there). `stats`, if given, receives where the wall
+    time went: waiting for the prefetched batch, the trace, the shard write, and each batch's end time."""
     if batch_size < 1:
         raise SteerAudioError("--batch-size must be at least 1")
     cache = CaptureCache(out_dir)
@@ -91,11 +95,19 @@ def run_capture(
         return encode(m.processor, ok, wavs, negs, m.prompt, m.geom.audio_token_id, feat_dev), missing
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    st = stats if stats is not None else {}
+    for k_ in ("wait_s", "trace_s", "write_s"):
+        st.setdefault(k_, 0.0)
+    st.setdefault("batch_end", [])
+    clock = time.perf_counter
     with bar(len(todo), "capture") as p, ThreadPoolExecutor(max_workers=1) as pool:
         nxt = pool.submit(prepare, chunks[0]) if chunks else None
         for k in range(len(chunks)):
+            t0 = clock()
             b, missing = nxt.result()  # type: ignore[union-attr]
             nxt = pool.submit(prepare, chunks[k + 1]) if k + 1 < len(chunks) else None
+            t1 = clock()
+            st["wait_s"] += t1 - t0
             for ex, why in missing:
                 log.warning("%s: %s (counted as missing)", ex.id, why)
                 cache.add_missing(ex.id, why)
@@ -115,6 +127,9 @@ def run_capture(
                 )
             else:
                 out = trace_batch(m, ev, b, ro)
+            out = {k_: v.cpu() for k_, v in out.items()}  # waits for the device: the trace's time ends here
+            t2 = clock()
+            st["trace_s"] += t2 - t1
             if need_readout:
                 cache.save_readout(
                     readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind
@@ -122,13 +137,16 @@ def run_capture(
                 need_readout = False
             cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
             p.advance(len(b.ids))
+            t3 = clock()
+            st["write_s"] += t3 - t2
+            st["batch_end"].append(t3)
     return cache
 
 
 def trace_batch(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The capture trace on one encoded batch, inputs placed for the model (local or remote)."""
     dev = m.trace_device
-    inputs = m.inputs_to_device(b.model_inputs)
+    inputs = m.model_inputs(b.model_inputs, b.row_keys)
     return capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
 
 

@@ -342,7 +342,7 @@ class Evaluator:
             sub = data.subset([e.id for e in chunk])
             wavs = [load_audio(e.audio_path, e.audio_array, max_seconds=m.audio_window_s) for e in chunk]
             b = encode(m.processor, chunk, wavs, None, m.prompt, m.geom.audio_token_id)
-            inputs = m.inputs_to_device(b.model_inputs)
+            inputs = m.model_inputs(b.model_inputs)
             outs.append(run(ev, inputs, sub)[:, :, : sub["cand"].shape[1]])
         return torch.cat(outs, 1)
 

@@ -38,6 +38,11 @@ class ArchSpec:
     norm_kind: Literal["rms", "rms_one_plus"]
     #: attribute on the final-norm module holding epsilon
     norm_eps_attr: str
+    #: the fast audio path of `audio_embed` (encoder on the clip's length, repeated inputs encoded once):
+    #: "qwen2_audio" for Qwen2-Audio's Whisper encoder + linear projector; None = the model's own forward
+    encoder: Literal["qwen2_audio"] | None = None
+    audio_tower: str = "model.audio_tower"
+    projector: str = "model.multi_modal_projector"
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -54,6 +59,7 @@ ARCHS: dict[str, ArchSpec] = {
         audio_token_attr="audio_token_id",
         norm_kind="rms",
         norm_eps_attr="variance_epsilon",
+        encoder="qwen2_audio",
     ),
     # the embedded `mini` model: Qwen2-Audio class with Whisper-base encoder and Gemma-3-270M decoder
     "qwen2_audio/gemma3_text": ArchSpec(
@@ -68,6 +74,7 @@ ARCHS: dict[str, ArchSpec] = {
         audio_token_attr="audio_token_id",
         norm_kind="rms_one_plus",
         norm_eps_attr="eps",
+        encoder="qwen2_audio",
     ),
     # Qwen2.5-Omni-7B, the thinker only (Qwen2_5OmniThinkerForConditionalGeneration; steer_audio/models/families.py).
     # Its decoder uses mRoPE, applied by the plain apply_rotary_pos_emb (cos/sin already merged per section);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,6 +24,10 @@ class LoadedModel:
     device: str
     dtype: torch.dtype
     remote: bool | str
+    #: locally, feed audio as inputs_embeds from the clip-length encoder with repeated inputs encoded once
+    #: (models/audio_embed.py; same numbers as the model's own forward). False = the model's own forward.
+    fast_audio: bool = True
+    _embedder: Any = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -53,6 +57,24 @@ class LoadedModel:
             for k, v in inputs.items()
         }
 
+    @property
+    def uses_fast_audio(self) -> bool:
+        return bool(self.fast_audio and not self.remote and self.arch.encoder is not None)
+
+    def model_inputs(
+        self, inputs: dict[str, torch.Tensor], row_keys: list[str | None] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """What a trace gets: inputs placed for the model and, on the fast audio path, the audio already
+        encoded into `inputs_embeds` (`row_keys` name rows whose encoder output can be reused)."""
+        x = self.inputs_to_device(inputs)
+        if not self.uses_fast_audio:
+            return x
+        if self._embedder is None:
+            from .audio_embed import AudioEmbedder
+
+            self._embedder = AudioEmbedder(self.lm._module, self.arch, self.name)
+        return self._embedder(x, row_keys)
+
     def final_norm_eps(self) -> float:
         mod = resolve(self.lm._module, self.arch.final_norm, self.name)
         return float(getattr(mod, self.arch.norm_eps_attr))
@@ -67,6 +89,9 @@ class LoadedModel:
             "dtype": str(self.dtype).replace("torch.", ""),
             "remote": self.remote if isinstance(self.remote, str) else bool(self.remote),
             "prompt": self.prompt.to_json(),
+            "audio_encoding": "clip-length encoder, repeated inputs once (models/audio_embed.py)"
+            if self.uses_fast_audio
+            else "the model's own forward",
         }
 
 
@@ -81,6 +106,7 @@ def load(
     remote: bool | str = False,
     revision: str | None = None,
     scoring: str | None = None,
+    fast_audio: bool = True,
     **extra: Any,
 ) -> LoadedModel:
     spec = registry.resolve_spec(name, revision=revision, **extra)
@@ -107,4 +133,5 @@ def load(
         device=device,
         dtype=tdtype,
         remote=remote,
+        fast_audio=fast_audio,
     )

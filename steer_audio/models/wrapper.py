@@ -57,7 +57,7 @@ class AudioLM(Remotable):
 
     # -- batching of several invokes (left padding) -----------------------------------------------------
     def _batch_size(self, *inputs: Any, **kwargs: Any) -> int:
-        ids = kwargs.get("input_ids")
+        ids = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
         return 0 if ids is None else int(ids.shape[0])
 
     def _batch(self, invokes: list[tuple[tuple, dict]], fn: Any = None) -> tuple[tuple, dict]:
@@ -74,6 +74,10 @@ class AudioLM(Remotable):
             "attention_mask": torch.cat([lpad(k["attention_mask"], 0) for k in kws]),
             "position_ids": torch.cat([lpad(k["position_ids"], 0) for k in kws]),
         }
+        if all("inputs_embeds" in k for k in kws):  # the fast audio path: [B, S, d], left-padded with zeros
+            out["inputs_embeds"] = torch.cat(
+                [torch.nn.functional.pad(k["inputs_embeds"], (0, 0, width - k["inputs_embeds"].shape[1], 0)) for k in kws]
+            )
         for feat in ("input_features", "feature_attention_mask", "input_features_mask"):
             if all(feat in k for k in kws):  # fixed-window audio features: rows concatenate as they are
                 out[feat] = torch.cat([k[feat] for k in kws])

@@ -76,7 +76,7 @@ def head_level_logits(
             [forward_logits(lm, ev, inputs, cand, _scaled(deltas, a), remote=remote) for a in alphas]
         )
     prefix = {
-        k: (v[:, :-1] if k in ("input_ids", "attention_mask", "position_ids") else v)
+        k: (v[:, :-1] if k in ("input_ids", "inputs_embeds", "attention_mask", "position_ids") else v)
         for k, v in inputs.items()
     }
     with lm.trace(**prefix, use_cache=True):

@@ -1,0 +1,132 @@
+"""Audio rows as input embeddings, computed the cheap way and numerically the same as the model's own forward.
+
+`Qwen2AudioForConditionalGeneration.forward` runs its Whisper encoder on the whole padded window (30 s for
+Qwen2-Audio, 10 s for `mini`) and masks the padded keys. Two facts make most of that work unnecessary:
+
+* **Clip length.** Every frame the model keeps depends only on the clip's own mel frames plus one padded
+  frame (the convolutions' receptive field), and on no padded key (they are masked). Running the same
+  encoder modules on the first ``2 * n_valid + 1`` mel frames, with the same key mask, gives the same
+  features (up to float rounding of smaller matrix shapes). A 10-s clip costs a third of a 30-s window.
+* **Repeated inputs.** The silence negative of a given length has one fixed input (all-zero audio), so
+  its encoder output is computed once per length and reused (`row_keys`).
+
+The result is handed to the model as ``inputs_embeds`` (token embeddings with the projected audio
+features scattered into the ``<|AUDIO|>`` positions, exactly what the model's forward does), so every
+nnsight capture and intervention on the decoder is unchanged. Only architectures with an ``encoder``
+entry in the architecture table take this path; remote (NDIF) runs keep the plain inputs, so the server
+does the encoding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.masking_utils import create_bidirectional_mask
+
+from ..errors import SteerAudioError
+from .arch import ArchSpec, resolve
+
+#: the model inputs this path replaces
+AUDIO_KEYS = ("input_features", "feature_attention_mask")
+
+
+class AudioEmbedder:
+    """Turns `{input_ids, input_features, feature_attention_mask, ...}` into `{input_ids, inputs_embeds, ...}`.
+
+    `row_keys[i]`, when not None, names a row whose audio input is fully determined by the key (e.g.
+    ``"zeros:48000"``); its projected features are computed once and reused for every later row with the
+    same key."""
+
+    def __init__(self, module: Any, arch: ArchSpec, model_name: str, max_memo: int = 256) -> None:
+        if arch.encoder != "qwen2_audio":
+            raise SteerAudioError(f"no fast audio path for architecture {arch.key!r}")
+        self.module = module
+        self.tower = resolve(module, arch.audio_tower, model_name)
+        self.projector = resolve(module, arch.projector, model_name)
+        self.embed = module.get_input_embeddings()
+        self.audio_token_id = int(getattr(module.config, arch.audio_token_attr))
+        self.memo: dict[str, torch.Tensor] = {}
+        self.max_memo = max_memo
+        self.encoded_rows = 0  # rows that went through the encoder (for tests and benchmarks)
+
+    @torch.no_grad()
+    def __call__(
+        self, inputs: dict[str, torch.Tensor], row_keys: list[str | None] | None = None
+    ) -> dict[str, torch.Tensor]:
+        if "input_features" not in inputs:
+            return inputs  # a text-only batch (the `drop` negative)
+        ids = inputs["input_ids"]
+        feats, fmask = inputs["input_features"], inputs["feature_attention_mask"]
+        n = ids.shape[0]
+        if row_keys is not None and len(row_keys) != n:
+            raise SteerAudioError(f"row_keys has {len(row_keys)} entries for {n} rows")
+        keys: list[str | None] = [None] * n
+        if row_keys is not None and any(k is not None for k in row_keys):
+            n_mel = fmask.sum(-1).tolist()  # the encoder input of a keyed row is fixed by its key and length
+            keys = [None if k is None else f"{k}:{int(n_mel[i])}" for i, k in enumerate(row_keys)]
+        per_row: list[torch.Tensor | None] = [None] * n
+        todo: list[int] = []
+        first_of: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k is not None and k in self.memo:
+                per_row[i] = self.memo[k]
+            elif k is not None and k in first_of:
+                continue  # filled from the first row with this key below
+            else:
+                todo.append(i)
+                if k is not None:
+                    first_of[k] = i
+        if todo:
+            for i, f in zip(todo, self.encode(feats[todo], fmask[todo]), strict=True):
+                per_row[i] = f
+                if keys[i] is not None and len(self.memo) < self.max_memo:
+                    self.memo[keys[i]] = f  # type: ignore[index]
+        for i, k in enumerate(keys):
+            if per_row[i] is None:
+                per_row[i] = per_row[first_of[k]]  # type: ignore[index]
+        emb = self.embed(ids)
+        audio = ids == self.audio_token_id
+        for i in range(n):
+            f = per_row[i]
+            n_tok = int(audio[i].sum())
+            if f is None or f.shape[0] != n_tok:
+                got = None if f is None else f.shape[0]
+                raise SteerAudioError(f"row {i}: {n_tok} audio tokens but {got} audio features")
+            emb[i, audio[i]] = f.to(emb.dtype)
+        out = {k: v for k, v in inputs.items() if k not in AUDIO_KEYS}
+        out["inputs_embeds"] = emb
+        return out
+
+    def encode(self, feats: torch.Tensor, fmask: torch.Tensor) -> list[torch.Tensor]:
+        """Projected audio features of each row, [n_tokens_i, d_model], on the clip's own length."""
+        tower = self.tower
+        self.encoded_rows += feats.shape[0]
+        n_mel = fmask.sum(-1)
+        feat_len, out_len = tower._get_feat_extract_output_lengths(n_mel)
+        # conv2 frame j reads mel frames up to 2j + 2: keep one padded frame past the last valid one
+        m = min(feats.shape[-1], 2 * int(feat_len.max()) + 1)
+        w = tower.conv1.weight
+        x = feats[..., :m].to(device=w.device, dtype=w.dtype)
+        x = torch.nn.functional.gelu(tower.conv1(x))
+        x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
+        t = x.shape[1]
+        x = x + tower.embed_positions.weight[:t]
+        keep = (torch.arange(t, device=x.device)[None, :] < feat_len.to(x.device)[:, None]).long()
+        mask = create_bidirectional_mask(config=tower.config, inputs_embeds=x, attention_mask=keep)
+        for layer in tower.layers:
+            x = layer(x, mask)
+        x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
+        x = self.projector(tower.layer_norm(x))
+        return [x[i, : int(out_len[i])] for i in range(x.shape[0])]
+
+
+def silence_key(wav: Any, feature_extractor: Any) -> str | None:
+    """"zeros" for an all-zero clip, whose log-mel input is the same constant for every length (the embedder
+    adds the length in mel frames), else None. None too when the feature extractor dithers."""
+    import numpy as np
+
+    if float(getattr(feature_extractor, "dither", 0.0) or 0.0) != 0.0:
+        return None
+    a = np.asarray(wav)
+    return "zeros" if a.size and not a.any() else None

@@ -1,0 +1,77 @@
+"""The fast audio path (encoder on the clip's own length, silence encoded once per length) gives the same
+decoder input as the model's own forward, which runs the encoder on the whole padded window."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from steer_audio.capture.inputs import encode
+from steer_audio.capture.run import run_capture
+from steer_audio.data import mmau
+from steer_audio.data.audio import load_audio
+from steer_audio.models import loaded
+from steer_audio.models.audio_embed import AudioEmbedder
+
+
+def _hf_inputs_embeds(module, inputs):
+    """The decoder's inputs_embeds as the HF forward builds them (full window, masked keys)."""
+    got = {}
+
+    def grab(mod, args, kwargs):
+        got["x"] = kwargs["inputs_embeds"].detach().clone()
+
+    h = module.model.language_model.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            module(**inputs, use_cache=False)
+    finally:
+        h.remove()
+    return got["x"]
+
+
+def _clips(m, dataset_path):
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:4]
+    wavs = [load_audio(e.audio_path) for e in exs]
+    win = int(m.audio_window_s * 16000)
+    rng = np.random.default_rng(1)
+    wavs[3] = (0.1 * rng.standard_normal(win)).astype(np.float32)  # a clip that fills the whole window
+    return exs, wavs
+
+
+def test_embeddings_equal_the_models_own_forward(tiny, dataset_path):
+    exs, wavs = _clips(tiny, dataset_path)
+    negs = [np.zeros_like(w) for w in wavs]
+    b = encode(tiny.processor, exs, wavs, negs, tiny.prompt, tiny.geom.audio_token_id)
+    assert b.row_keys == [None] * 4 + ["zeros"] * 4
+    ref = _hf_inputs_embeds(tiny.lm._module, b.model_inputs)
+    emb = AudioEmbedder(tiny.lm._module, tiny.arch, tiny.name)
+    out = emb(dict(b.model_inputs), b.row_keys)
+    assert "input_features" not in out and out["inputs_embeds"].shape == ref.shape
+    torch.testing.assert_close(out["inputs_embeds"], ref, atol=1e-5, rtol=1e-5)
+    # the audio rows have different lengths: the encoder really ran shorter than the window for them
+    assert len(set(b.n_audio)) > 1
+
+
+def test_silence_rows_are_encoded_once_per_length(tiny, dataset_path):
+    exs, wavs = _clips(tiny, dataset_path)
+    emb = AudioEmbedder(tiny.lm._module, tiny.arch, tiny.name)
+    same = [wavs[0], wavs[0].copy() * 0.5]  # two audio rows of one length
+    b = encode(tiny.processor, exs[:2], same, [np.zeros_like(w) for w in same], tiny.prompt, 0)
+    emb(dict(b.model_inputs), b.row_keys)
+    assert emb.encoded_rows == 3  # 2 audio rows + 1 silence row for the shared length
+    emb(dict(b.model_inputs), b.row_keys)
+    assert emb.encoded_rows == 5  # the silence row now comes from the memo
+    assert len(emb.memo) == 1
+
+
+def test_capture_is_the_same_on_both_paths(dataset_path, tmp_path):
+    slow = loaded.load("tiny", device="cpu", fast_audio=False)
+    fast = loaded.load("tiny", device="cpu")
+    assert fast.uses_fast_audio and not slow.uses_fast_audio
+    exs = mmau.load(dataset_path).examples[:6]
+    a = run_capture(slow, exs, tmp_path / "slow", batch_size=3).load([e.id for e in exs])
+    b = run_capture(fast, exs, tmp_path / "fast", batch_size=3).load([e.id for e in exs])
+    for k in a.t:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
