@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import os
 import statistics
 import sys
@@ -54,8 +55,13 @@ def matmul_peak(n: int = 8192, reps: int = 10) -> float:
 
 
 def examples(n: int, durations: list[float], seed: int = 0):
-    from steer_audio.data.mmau import Example
+    """n items with MMAU test-mini's real questions and options (cycled; bundled JSON) and synthetic clips of
+    the given durations: the text the real model sees, so token counts match a real run."""
+    from importlib import resources
 
+    from steer_audio.data import mmau
+
+    real = mmau.load(Path(str(resources.files("steer_audio") / "assets" / "mmau" / "mmau-test-mini.json")))
     rng = np.random.default_rng(seed)
     out, wavs = [], []
     for i in range(n):
@@ -64,18 +70,8 @@ def examples(n: int, durations: list[float], seed: int = 0):
         wav = (
             0.3 * np.sin(2 * np.pi * (150 + 900 * rng.random()) * t) + 0.05 * rng.standard_normal(t.size)
         ).astype(np.float32)
-        ans = i % 4
-        out.append(
-            Example(
-                id=f"b{i:05d}",
-                question="Q?",
-                choices=("a", "b", "c", "d"),
-                answer="abcd"[ans],
-                correct=frozenset({ans}),
-                domain=("sound", "music", "speech")[i % 3],
-                audio_array=wav,
-            )
-        )
+        q = real.examples[i % len(real.examples)]
+        out.append(replace(q, id=f"b{i:05d}", audio_path=None, audio_array=wav))
         wavs.append(wav)
     return out, wavs
 
@@ -93,7 +89,8 @@ def enc_flops(enc_params: int, n_pos: int) -> float:
 def enc_positions(fmask: torch.Tensor, window_pos: int) -> int:
     """Positions the clip-length encoder runs for a batch (models/audio_embed.py): 2 * longest + 1 mel frames."""
     feat = (int(fmask.sum(-1).max()) - 1) // 2 + 1
-    return min(window_pos, feat + 1)
+    m = -(-(2 * feat + 1) // 100) * 100  # rounded up to the embedder's 100-frame bucket
+    return min(window_pos, (m - 1) // 2 + 1)
 
 
 def main() -> None:
@@ -142,8 +139,10 @@ def main() -> None:
     )
     sync()
     res["build_s"] = time.time() - t0
-    # a minimal chat template so a 10 s clip gives ~330 tokens as with the real tokenizer (byte tokenizer here)
-    m.processor.chat_template = (
+    res["tokenizer"] = m.spec.get("tokenizer", "bytes")
+    log(f"tokenizer: {res['tokenizer']} (qwen2 = Qwen2's real BPE and Qwen2-Audio's chat template)")
+    if res["tokenizer"] != "qwen2":  # a minimal chat template for the offline byte tokenizer
+        m.processor.chat_template = (
         "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% for c in message['content'] %}"
         "{% if c['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>{% else %}{{ c['text'] }}{% endif %}"
         "{% endfor %}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
@@ -196,9 +195,12 @@ def main() -> None:
     if not cuda:
         n10 = 16
     exs, wavs = examples(n10, [10.0])
-    b, _ = batch(exs[:1], wavs[:1])
-    res["tokens_10s"] = int(b.n_tokens[0])
-    log(f"10 s clip -> {res['tokens_10s']} tokens ({b.n_audio[0]} audio)")
+    b, _ = batch(exs[:16], wavs[:16])
+    res["tokens_10s"] = float(np.mean(b.n_tokens))
+    log(
+        f"10 s clip + MMAU test-mini question -> {res['tokens_10s']:.0f} tokens on average "
+        f"({min(b.n_tokens)}-{max(b.n_tokens)}; {b.n_audio[0]} audio)"
+    )
     for bs in [1, 8, 16] if args.quick else [1, 4, 8, 16, 32]:
         torch.cuda.reset_peak_memory_stats()
         pps, tfl, _, _ = time_capture(
@@ -220,6 +222,15 @@ def main() -> None:
     m.fast_audio = False
     pps_own, tfl_own, _, _ = time_capture(exs[:32], wavs[:32], 16, reps=2)
     m.fast_audio = True
+    bq, rq = batch(exs[:16], wavs[:16])
+    ref = capture_trace(m.lm, ev, m.geom, rq, bq.audio_mask.cuda(), bq.cand.cuda())  # model's own forward
+    got = capture_trace(m.lm, ev, m.geom, m.model_inputs(rq, bq.row_keys), bq.audio_mask.cuda(), bq.cand.cuda())
+    agree = {
+        k: float(((got[k].float() - ref[k].float()).norm() / ref[k].float().norm()).item())
+        for k in ("resid", "z", "mass", "cand_logits")
+    }
+    res["fast_vs_own_forward_relative_l2_bf16"] = agree
+    log(f"fast path vs the model's own forward, same batch, bf16: relative L2 difference {agree}")
     res["capture_10s_b16_models_own_forward"] = {"pairs_per_s": pps_own, "tflops": tfl_own}
     log(
         f"10 s, batch 16, the model's own forward (encoder on the padded window, silence encoded every time): "

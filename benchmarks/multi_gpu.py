@@ -23,7 +23,7 @@ from gpu_throughput import examples  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=2)
-    ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--n", type=int, default=1024)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench-out")))
     ap.add_argument("--smoke-cpu", action="store_true")
@@ -35,7 +35,7 @@ def main() -> None:
     cpu = a.smoke_cpu
     name, dtype = ("tiny", None) if cpu else ("qwen2-audio-7b-random", "bfloat16")
     devs = ["cpu"] * a.devices if cpu else [f"cuda:{i}" for i in range(a.devices)]
-    n = 16 if cpu else a.n
+    n = 32 if cpu else a.n
     exs, _ = examples(n, [2.0 if cpu else 10.0], seed=5)
     m = loaded.load(name, device=devs[0], dtype=dtype)
     warm = examples(a.batch_size, [2.0 if cpu else 10.0], seed=6)[0]
@@ -71,10 +71,14 @@ def main() -> None:
     t_par = time.perf_counter() - t
     timings = [json.loads(p.read_text()) for p in sorted((a.out / "par").glob("timing-worker-*.json"))]
     worst = max(tm["capture_s"] for tm in timings)
-    # all workers together, each one's cold first batch excluded, over the window from the earliest first-batch
-    # end to the latest last-batch end (conservative: a worker that starts late widens the window)
-    window = max(tm["last_batch_end"] for tm in timings) - min(tm["first_batch_end"] for tm in timings)
-    par_steady = (n - a.batch_size * len(timings)) / window
+    # steady state of N replicas: while all of them run (after every worker's cold first batch, until the
+    # first worker ends), the batches finished per second by all workers together
+    lo = max(tm["first_batch_end"] for tm in timings)
+    hi = min(tm["last_batch_end"] for tm in timings)
+    done = sum(1 for tm in timings for e in tm["batch_end"] if lo < e <= hi)
+    if hi <= lo or not done:
+        raise SystemExit("the workers never ran at the same time: use more examples (--n)")
+    par_steady = done * a.batch_size / (hi - lo)
     ids = [e.id for e in exs]
     d1, d2 = one.load(ids), par.load(ids)
     equal = all(torch.equal(d1[k], d2[k]) for k in d1.t)
@@ -94,6 +98,8 @@ def main() -> None:
         "parallel_pairs_per_s_incl_cold_start": n / worst,
         "speedup_incl_cold_start": t_one / worst,
         "parallel_pairs_per_s_steady": par_steady,
+        "steady_window_s": hi - lo,
+        "steady_window_batches": done,
         "speedup_steady": par_steady / one_steady,
         "speedup_wall": t_one / t_par,
         "merged_equals_single": equal,

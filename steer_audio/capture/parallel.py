@@ -55,6 +55,7 @@ def _worker(
         # time.perf_counter is system-wide monotonic on Linux: comparable across the workers
         "first_batch_end": ends[0] if ends else None,
         "last_batch_end": ends[-1] if ends else None,
+        "batch_end": ends,
         **{k_: stats[k_] for k_ in ("wait_s", "trace_s", "write_s") if k_ in stats},
     }
     write_json(Path(out).parent / f"timing-worker-{k}.json", timing)
@@ -83,8 +84,13 @@ def run_capture_parallel(
         if not part:
             continue
         p = ctx.Process(target=_worker, args=(k, dev, load_kw, part, str(out_dir / f"worker-{k}"), cap_kw))
-        p.start()
         procs.append((k, p))
+    # start() hands each child its arguments through a pipe and returns only once the child has read them
+    # (after its imports): started one after the other, the workers would run staggered by that start-up
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, len(procs))) as pool:
+        list(pool.map(lambda kp: kp[1].start(), procs))
     failed = []
     for k, p in procs:
         p.join()

