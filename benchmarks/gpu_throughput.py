@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -143,10 +143,10 @@ def main() -> None:
     log(f"tokenizer: {res['tokenizer']} (qwen2 = Qwen2's real BPE and Qwen2-Audio's chat template)")
     if res["tokenizer"] != "qwen2":  # a minimal chat template for the offline byte tokenizer
         m.processor.chat_template = (
-        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% for c in message['content'] %}"
-        "{% if c['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>{% else %}{{ c['text'] }}{% endif %}"
-        "{% endfor %}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
-    )
+            "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% for c in message['content'] %}"
+            "{% if c['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>{% else %}{{ c['text'] }}{% endif %}"
+            "{% endfor %}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+        )
     module = m.lm._module
     enc_params = sum(p.numel() for p in module.model.audio_tower.parameters())
     lm_params = sum(p.numel() for n, p in module.model.language_model.named_parameters() if "embed" not in n)
@@ -224,7 +224,9 @@ def main() -> None:
     m.fast_audio = True
     bq, rq = batch(exs[:16], wavs[:16])
     ref = capture_trace(m.lm, ev, m.geom, rq, bq.audio_mask.cuda(), bq.cand.cuda())  # model's own forward
-    got = capture_trace(m.lm, ev, m.geom, m.model_inputs(rq, bq.row_keys), bq.audio_mask.cuda(), bq.cand.cuda())
+    got = capture_trace(
+        m.lm, ev, m.geom, m.model_inputs(rq, bq.row_keys), bq.audio_mask.cuda(), bq.cand.cuda()
+    )
     agree = {
         k: float(((got[k].float() - ref[k].float()).norm() / ref[k].float().norm()).item())
         for k in ("resid", "z", "mass", "cand_logits")

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Issue 7's table on the embedded model: every cached method x every negative (silence, noise, shuffle, drop),
-# accuracy per condition, McNemar vs baseline, alpha chosen on calibration. Writes results/mini/negatives.md.
-# Small by default (N_CALIB/N_TEST base items per template) so it runs on a 2-core CPU in ~15 minutes.
+# Issue 7's table on the embedded model: every method (the cached ones and the forward-pass ones, head-level
+# and avs) x every negative (silence, noise, shuffle, drop), accuracy per condition, McNemar vs baseline, alpha
+# chosen on calibration. Writes results/mini/negatives.md. N_CALIB/N_TEST base items per template (x 4
+# condition twins x 10 templates); the defaults (40 calibration, 80 test items) take ~25 min on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 BENCH="${BENCH:-data/listen-bench-neg}"
 OUTS="${OUTS:-runs/negatives}"
-steer-audio bench --out "$BENCH" --n-train 0 --n-calib "${N_CALIB:-1}" --n-test "${N_TEST:-1}" >/dev/null
+steer-audio bench --out "$BENCH" --n-train 0 --n-calib "${N_CALIB:-1}" --n-test "${N_TEST:-2}" >/dev/null
 for neg in silence noise shuffle drop; do
   steer-audio evaluate --model mini --data "$BENCH/listen-bench.json" --negative "$neg" --out "$OUTS/$neg" \
     --method baseline --method head-guided --method single-layer --method aad --method contrastive-options \
-    --k 8 --k-sweep 8 --seeds 5 --grid 0,0.5,1,2,4,8,16 --batch-size 8 >/dev/null
+    --method head-level --method avs --k 8 --k-sweep 8 --seeds 5 --grid 0,1,2,4,8,16 --batch-size 8 >/dev/null
 done
 python - "$OUTS" <<'PY'
 import json, sys

@@ -44,7 +44,7 @@ def test_embeddings_equal_the_models_own_forward(tiny, dataset_path):
     exs, wavs = _clips(tiny, dataset_path)
     negs = [np.zeros_like(w) for w in wavs]
     b = encode(tiny.processor, exs, wavs, negs, tiny.prompt, tiny.geom.audio_token_id)
-    assert b.row_keys == [None] * 4 + ["zeros"] * 4
+    assert b.row_keys == [None] * 4 + ["zeros"] * 4  # audio rows are not silent here
     ref = _hf_inputs_embeds(tiny.lm._module, b.model_inputs)
     emb = AudioEmbedder(tiny.lm._module, tiny.arch, tiny.name)
     out = emb(dict(b.model_inputs), b.row_keys)

@@ -6,64 +6,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference import plain_reference
 
 from steer_audio.capture.cache import CaptureCache
-from steer_audio.capture.inputs import encode
 from steer_audio.capture.run import run_capture
 from steer_audio.data import mmau
 from steer_audio.data.audio import load_audio
 from steer_audio.errors import SteerAudioError
 
 
-def _reference(m, ex_list, wavs):
-    """Plain PyTorch: HF forward with output_attentions (eager) and forward hooks; one example at a time."""
-    module = m.lm._module
-    layers = module.model.language_model.layers
-    refs = []
-    for ex, wav in zip(ex_list, wavs, strict=True):
-        b = encode(m.processor, [ex], [wav], None, m.prompt, m.geom.audio_token_id)
-        resid, zin = {}, {}
-        hooks = []
-        for i, layer in enumerate(layers):
-            hooks.append(
-                layer.register_forward_hook(
-                    lambda mod, a, o, i=i, resid=resid: resid.__setitem__(i, o[0, -1].clone())
-                )
-            )
-            hooks.append(
-                layer.self_attn.o_proj.register_forward_pre_hook(
-                    lambda mod, a, i=i, zin=zin: zin.__setitem__(i, a[0][0, -1].clone())
-                )
-            )
-        try:
-            with torch.no_grad():
-                inputs = {k: v for k, v in b.model_inputs.items() if k != "position_ids"}
-                out = module(**inputs, output_attentions=True, use_cache=False)
-        finally:
-            for h in hooks:
-                h.remove()
-        amask = b.audio_mask[0]
-        mass = torch.stack([att[0, :, -1, :][:, amask].sum(-1) for att in out.attentions])
-        logits = out.logits[0, -1, b.cand[0]]
-        L = len(layers)
-        refs.append(
-            {
-                "resid": torch.stack([resid[i] for i in range(L)]),
-                "z": torch.stack([zin[i] for i in range(L)]).reshape(L, m.geom.n_heads, m.geom.head_dim),
-                "mass": mass,
-                "logits": logits,
-            }
-        )
-    return refs
-
-
-def test_capture_matches_plain_pytorch_reference(tiny_eager, dataset_path, tmp_path):
+def test_capture_matches_plain_pytorchplain_reference(tiny_eager, dataset_path, tmp_path):
     ds = mmau.load(dataset_path)
     exs = ds.examples[:5]
     cache = run_capture(tiny_eager, exs, tmp_path / "cap", batch_size=3)
     data = cache.load([e.id for e in exs])
     wavs = [load_audio(e.audio_path) for e in exs]
-    refs = _reference(tiny_eager, exs, wavs)
+    refs = plain_reference(tiny_eager, exs, wavs)
     for i, ref in enumerate(refs):
         o = data.n_options[i]
         torch.testing.assert_close(data["resid_a"][i], ref["resid"], atol=1e-5, rtol=1e-5)
@@ -71,7 +29,7 @@ def test_capture_matches_plain_pytorch_reference(tiny_eager, dataset_path, tmp_p
         torch.testing.assert_close(data["logits_a"][i, :o], ref["logits"], atol=1e-5, rtol=1e-5)
         assert torch.isinf(data["logits_a"][i, o:]).all()
     # z of the silence pass: dz = z(x) - z(x0), so check against the silence reference too
-    refs_sil = _reference(tiny_eager, exs, [np.zeros_like(w) for w in wavs])
+    refs_sil = plain_reference(tiny_eager, exs, [np.zeros_like(w) for w in wavs])
     for i in range(len(exs)):
         torch.testing.assert_close(data["dz"][i], refs[i]["z"] - refs_sil[i]["z"], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(data["resid_n"][i], refs_sil[i]["resid"], atol=1e-5, rtol=1e-5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference import plain_reference
 
 from steer_audio.capture.inputs import encode
 from steer_audio.capture.run import run_capture
@@ -37,49 +38,6 @@ def _skip_if_encode_drops_inputs(m, b) -> None:
         )
 
 
-def _reference(m, exs, wavs):
-    """Plain PyTorch, one example at a time: HF forward with eager attention probabilities and hooks."""
-    module = m.lm._module
-    layers = module.model.language_model.layers  # the same path in all three families (checked by hand)
-    refs = []
-    for ex, wav in zip(exs, wavs, strict=True):
-        b = encode(m.processor, [ex], [wav], None, m.prompt, m.geom.audio_token_id)
-        _skip_if_encode_drops_inputs(m, b)
-        resid, zin, hooks = {}, {}, []
-        for i, layer in enumerate(layers):
-            hooks.append(
-                layer.register_forward_hook(
-                    lambda mod, a, o, i=i, resid=resid: resid.__setitem__(i, o[0, -1].clone())
-                )
-            )
-            hooks.append(
-                layer.self_attn.o_proj.register_forward_pre_hook(
-                    lambda mod, a, i=i, zin=zin: zin.__setitem__(i, a[0][0, -1].clone())
-                )
-            )
-        try:
-            with torch.no_grad():
-                inputs = {k: v for k, v in b.model_inputs.items() if k != "position_ids"}
-                out = module(**inputs, output_attentions=True, use_cache=False)
-        finally:
-            for h in hooks:
-                h.remove()
-        amask = b.audio_mask[0]
-        assert amask.sum() > 0, "no audio token in the decoder sequence"
-        n_layers = len(layers)
-        refs.append(
-            {
-                "resid": torch.stack([resid[i] for i in range(n_layers)]),
-                "z": torch.stack([zin[i] for i in range(n_layers)]).reshape(
-                    n_layers, m.geom.n_heads, m.geom.head_dim
-                ),
-                "mass": torch.stack([att[0, :, -1, :][:, amask].sum(-1) for att in out.attentions]),
-                "logits": out.logits[0, -1, b.cand[0]],
-            }
-        )
-    return refs
-
-
 def test_family_arch_keys():
     for name, key in FAMILY_MODELS.items():
         m = loaded.load(name, device="cpu")
@@ -89,13 +47,13 @@ def test_family_arch_keys():
         assert m.geom.audio_token_id == m.lm._module.config.audio_token_id
 
 
-def test_family_capture_matches_plain_pytorch_reference(fam_eager, dataset_path, tmp_path):
+def test_family_capture_matches_plain_pytorchplain_reference(fam_eager, dataset_path, tmp_path):
     m = fam_eager
     ds = mmau.load(dataset_path)
     exs = ds.examples[:3]
     wavs = [load_audio(e.audio_path) for e in exs]
-    refs = _reference(m, exs, wavs)
-    refs_sil = _reference(m, exs, [np.zeros_like(w) for w in wavs])
+    refs = plain_reference(m, exs, wavs)
+    refs_sil = plain_reference(m, exs, [np.zeros_like(w) for w in wavs])
     data = run_capture(m, exs, tmp_path / "cap", batch_size=3).load([e.id for e in exs])
     for i, ref in enumerate(refs):
         o = data.n_options[i]

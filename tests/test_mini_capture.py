@@ -26,7 +26,7 @@ def mini_eager():
 
 
 def test_mini_capture_matches_reference(mini_eager, dataset_path, tmp_path):
-    from test_capture import _reference
+    from reference import plain_reference
 
     m = mini_eager
     m.lm._module.set_attn_implementation("eager")
@@ -40,7 +40,7 @@ def test_mini_capture_matches_reference(mini_eager, dataset_path, tmp_path):
         data = run_capture(m, exs, tmp_path / "cap", batch_size=2).load([e.id for e in exs])
         from steer_audio.data.audio import load_audio
 
-        refs = _reference(m, exs, [load_audio(e.audio_path) for e in exs])
+        refs = plain_reference(m, exs, [load_audio(e.audio_path) for e in exs])
         for i, ref in enumerate(refs):
             torch.testing.assert_close(data["resid_a"][i], ref["resid"], atol=2e-4, rtol=1e-4)
             torch.testing.assert_close(data["mass_a"][i], ref["mass"], atol=1e-5, rtol=1e-4)

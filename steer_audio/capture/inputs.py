@@ -96,10 +96,10 @@ def encode(
     }
     model_inputs["position_ids"] = position_ids(mask)
     audio_mask = ids == audio_token_id
-    row_keys: list[str | None] = [None] * len(wavs)
-    if negs is not None:
-        fe = getattr(processor, "feature_extractor", None)
-        row_keys += [silence_key(w, fe) for w in negs]
+    # all-zero rows (the silence negative, and audio rows that are silent themselves, e.g. listen-bench's
+    # silence twins) share one encoder output per length
+    fe = getattr(processor, "feature_extractor", None)
+    row_keys: list[str | None] = [silence_key(w, fe) for w in audios]
     return Batch(
         ids=[ex.id for ex in examples],
         model_inputs=model_inputs,

@@ -43,7 +43,7 @@ def _worker(
         torch.cuda.synchronize(device)
     t2 = time.perf_counter()
     ends = stats.get("batch_end", [])
-    timing = {
+    timing: dict[str, Any] = {
         "worker": k,
         "device": device,
         "examples": len(examples),

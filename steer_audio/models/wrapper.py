@@ -76,7 +76,12 @@ class AudioLM(Remotable):
         }
         if all("inputs_embeds" in k for k in kws):  # the fast audio path: [B, S, d], left-padded with zeros
             out["inputs_embeds"] = torch.cat(
-                [torch.nn.functional.pad(k["inputs_embeds"], (0, 0, width - k["inputs_embeds"].shape[1], 0)) for k in kws]
+                [
+                    torch.nn.functional.pad(
+                        k["inputs_embeds"], (0, 0, width - k["inputs_embeds"].shape[1], 0)
+                    )
+                    for k in kws
+                ]
             )
         for feat in ("input_features", "feature_attention_mask", "input_features_mask"):
             if all(feat in k for k in kws):  # fixed-window audio features: rows concatenate as they are
