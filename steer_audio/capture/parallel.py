@@ -75,7 +75,9 @@ def run_capture_parallel(
     out_dir = Path(out_dir)
     cache = CaptureCache(out_dir)
     cache.bind(key)
-    todo = [e for e in examples if e.id not in cache.done]
+    from .run import capture_order
+
+    todo = capture_order([e for e in examples if e.id not in cache.done])
     parts = deal(todo, int(cap_kw.get("batch_size", 8)), len(devices))
     cap_kw = {**cap_kw, "readout_ids": readout_ids}
     ctx = mp.get_context("spawn")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.audio import AudioMissing, load_audio, negative
+from ..data.audio import AudioMissing, duration_hint, load_audio, negative
 from ..data.mmau import Example
 from ..data.prompts import candidate_ids
 from ..errors import SteerAudioError
@@ -54,7 +54,7 @@ def run_capture(
         raise SteerAudioError("--batch-size must be at least 1")
     cache = CaptureCache(out_dir)
     cache.bind(cache_key(m, data_sha, negative_kind, seed))
-    todo = [e for e in examples if e.id not in cache.done]
+    todo = capture_order([e for e in examples if e.id not in cache.done])
     ev = envoys(m.lm, m.arch, m.geom, m.name)
     window = m.audio_window_s
     need_readout = not (Path(out_dir) / "readout.safetensors").exists()
@@ -141,6 +141,12 @@ def run_capture(
             st["write_s"] += t3 - t2
             st["batch_end"].append(t3)
     return cache
+
+
+def capture_order(examples: list[Example]) -> list[Example]:
+    """Examples by clip length, ties by id, so that a batch pads little. The key depends on the example alone,
+    so any subsequence keeps this order: data-parallel workers form the same batches as one process."""
+    return sorted(examples, key=lambda e: (duration_hint(e.audio_path, e.audio_array), e.id))
 
 
 def trace_batch(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

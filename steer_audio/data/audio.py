@@ -46,6 +46,20 @@ def load_audio(path: Path | None, array: np.ndarray | None = None, max_seconds: 
     return wav.astype(np.float32, copy=False)
 
 
+def duration_hint(path: Path | None, array: np.ndarray | None = None) -> float:
+    """The clip's length in seconds from its array or its file header (no decoding); 0.0 when unknown."""
+    if array is not None:
+        return float(np.asarray(array).shape[0]) / SR
+    if path is None:
+        return 0.0
+    try:
+        import soundfile as sf
+
+        return float(sf.info(str(path)).duration)
+    except Exception:  # noqa: BLE001 - unreadable headers only lose the ordering hint
+        return 0.0
+
+
 def negative(wav: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     """The negative x0 for a clip: same length (so the same input_ids) for every kind here."""
     if kind == "silence":
