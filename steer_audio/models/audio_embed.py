@@ -101,27 +101,35 @@ class AudioEmbedder:
 
     def encode(self, feats: torch.Tensor, fmask: torch.Tensor) -> list[torch.Tensor]:
         """Projected audio features of each row, [n_tokens_i, d_model], on the clip's own length."""
-        tower = self.tower
         self.encoded_rows += feats.shape[0]
-        n_mel = fmask.sum(-1)
-        feat_len, out_len = tower._get_feat_extract_output_lengths(n_mel)
-        # conv2 frame j reads mel frames up to 2j + 2: keep one padded frame past the last valid one, rounded
-        # up to a whole bucket so that batches of similar length share kernel shapes (extra keys are masked)
-        need = 2 * int(feat_len.max()) + 1
-        m = min(feats.shape[-1], -(-need // self.bucket) * self.bucket)
-        w = tower.conv1.weight
-        x = feats[..., :m].to(device=w.device, dtype=w.dtype)
-        x = torch.nn.functional.gelu(tower.conv1(x))
-        x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
-        t = x.shape[1]
-        x = x + tower.embed_positions.weight[:t]
-        keep = (torch.arange(t, device=x.device)[None, :] < feat_len.to(x.device)[:, None]).long()
-        mask = create_bidirectional_mask(config=tower.config, inputs_embeds=x, attention_mask=keep)
-        for layer in tower.layers:
-            x = layer(x, mask)
-        x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
-        x = self.projector(tower.layer_norm(x))
+        x, out_len = tower_on_clip_length(self.tower, feats, fmask, self.bucket)
+        x = self.projector(x)
         return [x[i, : int(out_len[i])] for i in range(x.shape[0])]
+
+
+def tower_on_clip_length(
+    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, bucket: int = 100
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Qwen2-Audio's Whisper encoder (`Qwen2AudioEncoder.forward`, same modules and key mask) run on each
+    batch's longest clip instead of the padded window. Returns ([B, T, d] outputs, [B] valid lengths)."""
+    n_mel = fmask.sum(-1)
+    feat_len, out_len = tower._get_feat_extract_output_lengths(n_mel)
+    # conv2 frame j reads mel frames up to 2j + 2: keep one padded frame past the last valid one, rounded
+    # up to a whole bucket so that batches of similar length share kernel shapes (extra keys are masked)
+    need = 2 * int(feat_len.max()) + 1
+    m = min(feats.shape[-1], -(-need // bucket) * bucket)
+    w = tower.conv1.weight
+    x = feats[..., :m].to(device=w.device, dtype=w.dtype)
+    x = torch.nn.functional.gelu(tower.conv1(x))
+    x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
+    t = x.shape[1]
+    x = x + tower.embed_positions.weight[:t]
+    keep = (torch.arange(t, device=x.device)[None, :] < feat_len.to(x.device)[:, None]).long()
+    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=x, attention_mask=keep)
+    for layer in tower.layers:
+        x = layer(x, mask)
+    x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
+    return tower.layer_norm(x), out_len
 
 
 def silence_key(wav: Any, feature_extractor: Any) -> str | None:

@@ -71,11 +71,9 @@ def _load_wave(data_dir: Path, audio_id: str) -> np.ndarray:
 
 
 def encode_audio(model: object, processor: object, waves: Sequence[np.ndarray]) -> list[torch.Tensor]:
-    """Audio-tower outputs (before the projector), one [n_audio_tokens, d_model] tensor per wave.
-
-    Mirrors ``Qwen2AudioModel.forward``: same features, lengths and bidirectional mask.
-    """
-    from transformers.masking_utils import create_bidirectional_mask
+    """Audio-tower outputs (before the projector), one [n_audio_tokens, d_model] tensor per wave: the same
+    features as ``Qwen2AudioModel.forward``, with the encoder run on the clip's length (models/audio_embed.py)."""
+    from ..models.audio_embed import tower_on_clip_length
 
     fe = processor.feature_extractor  # type: ignore[attr-defined]
     feats = fe(
@@ -85,15 +83,9 @@ def encode_audio(model: object, processor: object, waves: Sequence[np.ndarray]) 
         padding="max_length",
         return_tensors="pt",
     )
-    x, fmask = feats["input_features"], feats["attention_mask"]
     tower = model.model.audio_tower  # type: ignore[attr-defined]
-    feat_len, out_len = tower._get_feat_extract_output_lengths(fmask.sum(-1))
-    max_len = (x.shape[-1] - 2) // 2 + 1
-    mask2d = (torch.arange(max_len)[None, :] < feat_len[:, None]).long()
-    dummy = torch.zeros(x.shape[0], max_len, 1, dtype=x.dtype)
-    amask = create_bidirectional_mask(config=tower.config, inputs_embeds=dummy, attention_mask=mask2d)
     with torch.no_grad():
-        h = tower(x.to(tower.conv1.weight.dtype), attention_mask=amask).last_hidden_state
+        h, out_len = tower_on_clip_length(tower, feats["input_features"], feats["attention_mask"])
     return [h[i, : int(out_len[i])].float().clone() for i in range(h.shape[0])]
 
 
