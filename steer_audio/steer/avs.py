@@ -18,6 +18,14 @@ middle third by default) is this project's parameterisation, not the paper's num
 (done here, following VISTA, which AVS cites as its inspiration), whether it steers positions other than
 the last one (during generation it would steer every new token; scoring one next token needs only t), and
 how it picks alpha (here: on a calibration split, like every method in this harness).
+
+One public implementation of "adaptive VSV layers" for audio-language models (found by code search; its
+provenance could not be confirmed, so nothing here is taken from it) differs in two ways worth knowing:
+its per-layer strength is a depth ramp for a 32-layer decoder (about 0.3x a base value in layers 0-3, 1x in
+the middle, rising to about 1.5x in layers 25-31) with the re-normalised norm scaled by 1.05 in layers 24-27
+and 0.97 in 30-31, and it adds v_l at *every* token position of the block output, not only at t. With this
+module's step schedule, `band=(2/3, 1.0)` approximates the late emphasis; steering every position is not
+offered (it changes the keys and values that t attends to, so it is a different method).
 """
 
 from __future__ import annotations
