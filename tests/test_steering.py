@@ -119,3 +119,18 @@ def test_head_level_prefix_reuse_equals_full_forward(tiny, dataset_path, tmp_pat
     )
     torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(fast[0], data["logits_a"], atol=2e-5, rtol=1e-4)
+
+
+def test_head_level_sets_share_one_prefix(tiny, dataset_path, tmp_path):
+    """Several head sets through one prefix pass give each set's own curve, in set-major order."""
+    _, _, data, b = _setup(tiny, dataset_path, tmp_path)
+    ev = envoys(tiny.lm, tiny.arch, tiny.geom, tiny.name)
+    L = tiny.geom.n_layers
+    d1 = forward.head_delta(data["dz"], list(HS.heads), L)
+    d2 = forward.head_delta(data["dz"], [(0, 1), (L - 1, 0)], L)
+    alphas = [0.0, 3.0]
+    both = forward.head_level_logits(tiny.lm, ev, b.model_inputs, data["cand"], [d1, d2], alphas)
+    one = forward.head_level_logits(tiny.lm, ev, b.model_inputs, data["cand"], d1, alphas)
+    two = forward.head_level_logits(tiny.lm, ev, b.model_inputs, data["cand"], d2, alphas)
+    torch.testing.assert_close(both, torch.cat([one, two]), atol=2e-5, rtol=1e-4)
+    assert not torch.allclose(one[1], two[1])  # the two sets really steer differently

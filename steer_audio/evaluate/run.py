@@ -304,9 +304,14 @@ class Evaluator:
             "specialist": disc.heads,
             "random": random_heads(disc.r, self.cfg.k, np.random.default_rng(self.cfg.seed + 7)),
         }
-        for kind, heads in sets.items():
-            cal_l = self._head_level(self.cal_ex, self.dc, heads)
-            ev_l = self._head_level(self.ev_ex, self.de, heads)
+        kinds = list(sets)
+        n_a = len(self.cfg.alphas)
+        # one prefix pass per batch serves every head set (the prefix is the unsteered prompt)
+        cal_all = self._head_level(self.cal_ex, self.dc, [sets[k] for k in kinds])
+        ev_all = self._head_level(self.ev_ex, self.de, [sets[k] for k in kinds])
+        for j, kind in enumerate(kinds):
+            heads = sets[kind]
+            cal_l, ev_l = cal_all[j * n_a : (j + 1) * n_a], ev_all[j * n_a : (j + 1) * n_a]
             cal = [float(_acc(x, self.cal_ex).mean()) for x in cal_l]
             ev = [float(_acc(x, self.ev_ex).mean()) for x in ev_l]
             i = _pick(cal, self.cfg.alphas)
@@ -320,11 +325,12 @@ class Evaluator:
                 )
             )
 
-    def _head_level(self, exs: list[Example], data: CaptureData, hs: HeadSet) -> torch.Tensor:
+    def _head_level(self, exs: list[Example], data: CaptureData, sets: list[HeadSet]) -> torch.Tensor:
+        """Logits [S * A, N, O] for S head sets (set-major)."""
         m = self.model
 
         def run(ev: Any, inputs: dict[str, torch.Tensor], sub: CaptureData) -> torch.Tensor:
-            deltas = forward.head_delta(sub["dz"], list(hs.heads), m.geom.n_layers)
+            deltas = [forward.head_delta(sub["dz"], list(hs.heads), m.geom.n_layers) for hs in sets]
             return forward.head_level_logits(
                 m.lm, ev, inputs, sub["cand"], deltas, self.cfg.alphas, self.cfg.reuse_prefix, m.remote
             )

@@ -65,15 +65,17 @@ def head_level_logits(
     ev: Envoys,
     inputs: dict[str, torch.Tensor],
     cand: torch.Tensor,
-    deltas: dict[int, torch.Tensor],
+    deltas: dict[int, torch.Tensor] | list[dict[int, torch.Tensor]],
     alphas: list[float],
     reuse_prefix: bool = True,
     remote: bool | str = False,
 ) -> torch.Tensor:
-    """Candidate logits [A, N, O] under head-level steering for every alpha."""
+    """Candidate logits [A, N, O] under head-level steering for every alpha; for a list of S head sets,
+    [S * A, N, O] (set-major), all sets sharing one prefix pass (the unsteered prompt up to t)."""
+    sets = deltas if isinstance(deltas, list) else [deltas]
     if not reuse_prefix or remote:
         return torch.stack(
-            [forward_logits(lm, ev, inputs, cand, _scaled(deltas, a), remote=remote) for a in alphas]
+            [forward_logits(lm, ev, inputs, cand, _scaled(d, a), remote=remote) for d in sets for a in alphas]
         )
     prefix = {
         k: (v[:, :-1] if k in ("input_ids", "inputs_embeds", "attention_mask", "position_ids") else v)
@@ -87,14 +89,15 @@ def head_level_logits(
         "position_ids": inputs["position_ids"][:, -1:],
     }
     out = []
-    for a in alphas:
-        with lm.trace(**step, cache=kv, use_cache=True):
-            for layer in sorted(deltas):
-                x = ev.o_proj[layer].input
-                x[:, -1] += (a * deltas[layer]).to(x.device, x.dtype)
-            logits = ev.lm_head.output[:, -1].save()
-        kv.crop(-1)  # drop the decoded position t again (transformers 5: negative = tokens to remove)
-        out.append(_gather(logits.cpu(), cand))
+    for d in sets:
+        for a in alphas:
+            with lm.trace(**step, cache=kv, use_cache=True):
+                for layer in sorted(d):
+                    x = ev.o_proj[layer].input
+                    x[:, -1] += (a * d[layer]).to(x.device, x.dtype)
+                logits = ev.lm_head.output[:, -1].save()
+            kv.crop(-1)  # drop the decoded position t again (transformers 5: negative = tokens to remove)
+            out.append(_gather(logits.cpu(), cand))
     return torch.stack(out)
 
 
