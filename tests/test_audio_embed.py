@@ -4,6 +4,7 @@ decoder input as the model's own forward, which runs the encoder on the whole pa
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from steer_audio.capture.inputs import encode
@@ -75,3 +76,13 @@ def test_capture_is_the_same_on_both_paths(dataset_path, tmp_path):
     b = run_capture(fast, exs, tmp_path / "fast", batch_size=3).load([e.id for e in exs])
     for k in a.t:
         torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
+
+
+def test_environment_selects_the_models_own_forward(monkeypatch):
+    from steer_audio.errors import SteerAudioError
+
+    monkeypatch.setenv("STEER_AUDIO_AUDIO_ENCODER", "full-window")
+    assert not loaded.load("tiny", device="cpu").uses_fast_audio
+    monkeypatch.setenv("STEER_AUDIO_AUDIO_ENCODER", "sometimes")
+    with pytest.raises(SteerAudioError, match="clip-length or full-window"):
+        loaded.load("tiny", device="cpu")

@@ -164,6 +164,8 @@ def _cli(stage: str, out: Path, data: Path, remote: str | None, *extra: str) -> 
         cmd += ["--remote", remote]
     env = {k: v for k, v in os.environ.items() if k not in ("NDIF_HOST", "NDIF_API_KEY")}
     env["HF_HUB_OFFLINE"] = "1"
+    # a remote run sends the plain inputs (the server encodes on the full window): compare like with like
+    env["STEER_AUDIO_AUDIO_ENCODER"] = "full-window"
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
 
 

@@ -95,6 +95,22 @@ class LoadedModel:
         }
 
 
+#: STEER_AUDIO_AUDIO_ENCODER=full-window runs the model's own forward (encoder on the padded window), e.g.
+#: to compare a local run bit for bit with a remote one, which always sends the plain inputs
+AUDIO_ENCODER_ENV = "STEER_AUDIO_AUDIO_ENCODER"
+
+
+def _fast_audio_from_env() -> bool:
+    import os
+
+    from ..errors import SteerAudioError
+
+    v = os.environ.get(AUDIO_ENCODER_ENV, "clip-length")
+    if v not in ("clip-length", "full-window"):
+        raise SteerAudioError(f"{AUDIO_ENCODER_ENV} must be clip-length or full-window, got {v!r}")
+    return v == "clip-length"
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -106,10 +122,12 @@ def load(
     remote: bool | str = False,
     revision: str | None = None,
     scoring: str | None = None,
-    fast_audio: bool = True,
+    fast_audio: bool | None = None,
     **extra: Any,
 ) -> LoadedModel:
     spec = registry.resolve_spec(name, revision=revision, **extra)
+    if fast_audio is None:
+        fast_audio = _fast_audio_from_env()
     device = device or default_device()
     tdtype = (
         getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
