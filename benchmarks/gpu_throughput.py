@@ -87,10 +87,11 @@ def enc_flops(enc_params: int, n_pos: int) -> float:
 
 
 def enc_positions(fmask: torch.Tensor, window_pos: int) -> int:
-    """Positions the clip-length encoder runs for a batch (models/audio_embed.py): 2 * longest + 1 mel frames."""
+    """Positions the clip-length encoder runs for a batch (models/audio_embed.py)."""
+    from steer_audio.models.audio_embed import trimmed_frames
+
     feat = (int(fmask.sum(-1).max()) - 1) // 2 + 1
-    m = -(-(2 * feat + 1) // 100) * 100  # rounded up to the embedder's 100-frame bucket
-    return min(window_pos, (m - 1) // 2 + 1)
+    return (trimmed_frames(feat, 2 * window_pos) - 1) // 2 + 1
 
 
 def main() -> None:

@@ -164,29 +164,17 @@ def test_all_recipes_parse():
         assert all(m in METHODS for m in (r.method or []))
 
 
+def _head_guided_args(data, out, grid: str, *extra: str) -> list[str]:
+    """`evaluate` with head-guided steering, K = 4 and one seed (small and fast on the tiny model)."""
+    return [
+        "evaluate", "--data", str(data), "--k", "4", "--k-sweep", "4", "--seeds", "1",
+        "--grid", grid, "--method", "head-guided", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
 def test_listen_agrees_with_the_evaluation_run(dataset_path, tmp_path):
     out = tmp_path / "run"
-    args = [
-        "evaluate",
-        "--data",
-        str(dataset_path),
-        "--calib-fraction",
-        "0.5",
-        "--k",
-        "4",
-        "--k-sweep",
-        "4",
-        "--seeds",
-        "1",
-        "--grid",
-        "0,2,4",
-        "--batch-size",
-        "12",
-        "--method",
-        "head-guided",
-        "--out",
-        str(out),
-    ]
+    args = _head_guided_args(dataset_path, out, "0,2,4", "--calib-fraction", "0.5", "--batch-size", "12")
     assert runner.invoke(app, args).exit_code == 0
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     item_id = preds[0]["id"]
@@ -224,26 +212,7 @@ def test_listen_bench_style_data_reports_conditions_and_prior_follow(tmp_path):
         it["prior_choice"] = it["choices"][-1] if i % 2 else None
     path.write_text(json.dumps(items))
     out = tmp_path / "run"
-    r = runner.invoke(
-        app,
-        [
-            "evaluate",
-            "--data",
-            str(path),
-            "--k",
-            "4",
-            "--k-sweep",
-            "4",
-            "--seeds",
-            "1",
-            "--grid",
-            "0,1",
-            "--method",
-            "head-guided",
-            "--out",
-            str(out),
-        ],
-    )
+    r = runner.invoke(app, _head_guided_args(path, out, "0,1"))
     assert r.exit_code == 0, r.output
     s = json.loads((out / "summary.json").read_text())
     assert "the file's `split` field" in s["splits"]["how"]

@@ -311,19 +311,29 @@ class Evaluator:
         ev_all = self._head_level(self.ev_ex, self.de, [sets[k] for k in kinds])
         for j, kind in enumerate(kinds):
             heads = sets[kind]
-            cal_l, ev_l = cal_all[j * n_a : (j + 1) * n_a], ev_all[j * n_a : (j + 1) * n_a]
-            cal = [float(_acc(x, self.cal_ex).mean()) for x in cal_l]
-            ev = [float(_acc(x, self.ev_ex).mean()) for x in ev_l]
-            i = _pick(cal, self.cfg.alphas)
-            self.results.append(
-                MethodResult(
-                    f"head-level/{kind}",
-                    {"alpha": self.cfg.alphas[i], "K": heads.k, "heads": heads.names()},
-                    predictions(ev_l[i]),
-                    {"alpha": self.cfg.alphas, "accuracy": cal},
-                    {"alpha": self.cfg.alphas, "accuracy": ev},
-                )
+            self._curve_result(
+                f"head-level/{kind}",
+                {"K": heads.k, "heads": heads.names()},
+                cal_all[j * n_a : (j + 1) * n_a],
+                ev_all[j * n_a : (j + 1) * n_a],
             )
+
+    def _curve_result(
+        self, name: str, params: dict[str, Any], cal_l: torch.Tensor, ev_l: torch.Tensor
+    ) -> None:
+        """A method scored by forward passes, logits [A, N, O] per split: alpha chosen on calibration."""
+        cal = [float(_acc(x, self.cal_ex).mean()) for x in cal_l]
+        ev = [float(_acc(x, self.ev_ex).mean()) for x in ev_l]
+        i = _pick(cal, self.cfg.alphas)
+        self.results.append(
+            MethodResult(
+                name,
+                {"alpha": self.cfg.alphas[i], **params},
+                predictions(ev_l[i]),
+                {"alpha": self.cfg.alphas, "accuracy": cal},
+                {"alpha": self.cfg.alphas, "accuracy": ev},
+            )
+        )
 
     def _head_level(self, exs: list[Example], data: CaptureData, sets: list[HeadSet]) -> torch.Tensor:
         """Logits [S * A, N, O] for S head sets (set-major)."""
@@ -365,21 +375,11 @@ class Evaluator:
             v = avs.avs_vectors(sub["resid_a"], sub["resid_n"])
             return avs.avs_sweep(m.lm, ev, inputs, sub["cand"], v, self.cfg.alphas, schedule, m.remote)
 
-        cal_l, ev_l = (
+        self._curve_result(
+            "avs",
+            {"schedule": [round(float(x), 3) for x in schedule]},
             self._forward_curve(self.cal_ex, self.dc, run),
             self._forward_curve(self.ev_ex, self.de, run),
-        )
-        cal = [float(_acc(x, self.cal_ex).mean()) for x in cal_l]
-        evc = [float(_acc(x, self.ev_ex).mean()) for x in ev_l]
-        i = _pick(cal, self.cfg.alphas)
-        self.results.append(
-            MethodResult(
-                "avs",
-                {"alpha": self.cfg.alphas[i], "schedule": [round(float(x), 3) for x in schedule]},
-                predictions(ev_l[i]),
-                {"alpha": self.cfg.alphas, "accuracy": cal},
-                {"alpha": self.cfg.alphas, "accuracy": evc},
-            )
         )
 
     def _controls(self, hs: HeadSet, a: float) -> None:

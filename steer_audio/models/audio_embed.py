@@ -27,6 +27,9 @@ from transformers.masking_utils import create_bidirectional_mask
 from ..errors import SteerAudioError
 from .arch import ArchSpec, resolve
 
+#: mel frames the trimmed encoder input is rounded up to (1 s)
+BUCKET = 100
+
 #: the model inputs this path replaces
 AUDIO_KEYS = ("input_features", "feature_attention_mask")
 
@@ -35,13 +38,12 @@ class AudioEmbedder:
     """Turns `{input_ids, input_features, feature_attention_mask, ...}` into `{input_ids, inputs_embeds, ...}`.
 
     `row_keys[i]`, when not None, names a row whose audio input is fully determined by the key (e.g.
-    ``"zeros:48000"``); its projected features are computed once and reused for every later row with the
+    ``"zeros"``, made ``"zeros:<mel frames>"`` here); its projected features are computed once and reused for every later row with the
     same key."""
 
     def __init__(self, module: Any, arch: ArchSpec, model_name: str, max_memo: int = 256) -> None:
         if arch.encoder != "qwen2_audio":
             raise SteerAudioError(f"no fast audio path for architecture {arch.key!r}")
-        self.module = module
         self.tower = resolve(module, arch.audio_tower, model_name)
         self.projector = resolve(module, arch.projector, model_name)
         self.embed = module.get_input_embeddings()
@@ -49,7 +51,6 @@ class AudioEmbedder:
         self.memo: dict[str, torch.Tensor] = {}
         self.max_memo = max_memo
         self.encoded_rows = 0  # rows that went through the encoder (for tests and benchmarks)
-        self.bucket = 100  # mel frames (1 s)
 
     @torch.no_grad()
     def __call__(
@@ -62,39 +63,30 @@ class AudioEmbedder:
         n = ids.shape[0]
         if row_keys is not None and len(row_keys) != n:
             raise SteerAudioError(f"row_keys has {len(row_keys)} entries for {n} rows")
-        keys: list[str | None] = [None] * n
+        # a keyed row's encoder input is fixed by its key and its length; an unkeyed row is its own source
+        keys = [f"row:{i}" for i in range(n)]
         if row_keys is not None and any(k is not None for k in row_keys):
-            n_mel = fmask.sum(-1).tolist()  # the encoder input of a keyed row is fixed by its key and length
-            keys = [None if k is None else f"{k}:{int(n_mel[i])}" for i, k in enumerate(row_keys)]
-        per_row: list[torch.Tensor | None] = [None] * n
-        todo: list[int] = []
-        first_of: dict[str, int] = {}
-        for i, k in enumerate(keys):
-            if k is not None and k in self.memo:
-                per_row[i] = self.memo[k]
-            elif k is not None and k in first_of:
-                continue  # filled from the first row with this key below
-            else:
-                todo.append(i)
-                if k is not None:
-                    first_of[k] = i
-        if todo:
+            n_mel = fmask.sum(-1).tolist()
+            keys = [f"row:{i}" if k is None else f"{k}:{int(n_mel[i])}" for i, k in enumerate(row_keys)]
+        found = {k: self.memo[k] for k in set(keys) if k in self.memo}
+        first = {k: i for i, k in reversed(list(enumerate(keys))) if k not in found}
+        if first:
+            todo = sorted(first.values())
             for i, f in zip(todo, self.encode(feats[todo], fmask[todo]), strict=True):
-                per_row[i] = f
-                if keys[i] is not None and len(self.memo) < self.max_memo:
-                    self.memo[keys[i]] = f.clone()  # type: ignore[index]  # not a view of the whole batch
-        for i, k in enumerate(keys):
-            if per_row[i] is None:
-                per_row[i] = per_row[first_of[k]]  # type: ignore[index]
-        emb = self.embed(ids)
+                found[keys[i]] = f
+                if not keys[i].startswith("row:") and len(self.memo) < self.max_memo:
+                    self.memo[keys[i]] = f.clone()  # not a view of the whole batch
+        per_row = [found[k] for k in keys]
         audio = ids == self.audio_token_id
-        for i in range(n):
-            feat = per_row[i]
-            n_tok = int(audio[i].sum())
-            if feat is None or feat.shape[0] != n_tok:
-                got = None if feat is None else feat.shape[0]
-                raise SteerAudioError(f"row {i}: {n_tok} audio tokens but {got} audio features")
-            emb[i, audio[i]] = feat.to(emb.dtype)
+        n_tok = audio.sum(-1).tolist()
+        bad = [i for i in range(n) if per_row[i].shape[0] != n_tok[i]]
+        if bad:
+            i = bad[0]
+            raise SteerAudioError(
+                f"row {i}: {n_tok[i]} audio tokens but {per_row[i].shape[0]} audio features"
+            )
+        emb = self.embed(ids)
+        emb = emb.masked_scatter(audio.unsqueeze(-1), torch.cat(per_row).to(emb.dtype))
         out = {k: v for k, v in inputs.items() if k not in AUDIO_KEYS}
         out["inputs_embeds"] = emb
         return out
@@ -102,22 +94,18 @@ class AudioEmbedder:
     def encode(self, feats: torch.Tensor, fmask: torch.Tensor) -> list[torch.Tensor]:
         """Projected audio features of each row, [n_tokens_i, d_model], on the clip's own length."""
         self.encoded_rows += feats.shape[0]
-        x, out_len = tower_on_clip_length(self.tower, feats, fmask, self.bucket)
+        x, out_len = tower_on_clip_length(self.tower, feats, fmask)
         x = self.projector(x)
         return [x[i, : int(out_len[i])] for i in range(x.shape[0])]
 
 
 def tower_on_clip_length(
-    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, bucket: int = 100
+    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, bucket: int = BUCKET
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Qwen2-Audio's Whisper encoder (`Qwen2AudioEncoder.forward`, same modules and key mask) run on each
     batch's longest clip instead of the padded window. Returns ([B, T, d] outputs, [B] valid lengths)."""
-    n_mel = fmask.sum(-1)
-    feat_len, out_len = tower._get_feat_extract_output_lengths(n_mel)
-    # conv2 frame j reads mel frames up to 2j + 2: keep one padded frame past the last valid one, rounded
-    # up to a whole bucket so that batches of similar length share kernel shapes (extra keys are masked)
-    need = 2 * int(feat_len.max()) + 1
-    m = min(feats.shape[-1], -(-need // bucket) * bucket)
+    feat_len, out_len = tower._get_feat_extract_output_lengths(fmask.sum(-1))
+    m = trimmed_frames(int(feat_len.max()), feats.shape[-1], bucket)
     w = tower.conv1.weight
     x = feats[..., :m].to(device=w.device, dtype=w.dtype)
     x = torch.nn.functional.gelu(tower.conv1(x))
@@ -130,6 +118,15 @@ def tower_on_clip_length(
         x = layer(x, mask)
     x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
     return tower.layer_norm(x), out_len
+
+
+def trimmed_frames(longest_conv_frames: int, window_frames: int, bucket: int = BUCKET) -> int:
+    """Mel frames the clip-length encoder reads for a batch whose longest clip has `longest_conv_frames`
+    frames after the convolutions: conv2 frame j reads mel frames up to 2j + 2, so one padded frame past the
+    last valid one, rounded up to a whole bucket so that batches of similar length share kernel shapes
+    (the extra keys are masked)."""
+    need = 2 * longest_conv_frames + 1
+    return min(window_frames, -(-need // bucket) * bucket)
 
 
 def silence_key(wav: Any, feature_extractor: Any) -> str | None:
