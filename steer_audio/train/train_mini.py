@@ -156,8 +156,9 @@ class PromptCache:
         return lb.choice_token_ids(self.tok, row["choices"])
 
 
-def last_logits(model: object, ids: Sequence[Sequence[int]], feats: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Logits at the final position ([batch, vocab]) from token ids and cached audio-tower outputs."""
+def last_hidden(model: object, ids: Sequence[Sequence[int]], feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Final-norm hidden state at the last position ([batch, d_model]) from token ids and cached
+    audio-tower outputs."""
     m = model.model  # type: ignore[attr-defined]
     audio_id = model.config.audio_token_id  # type: ignore[attr-defined]
     width = max(len(x) for x in ids)
@@ -173,8 +174,24 @@ def last_logits(model: object, ids: Sequence[Sequence[int]], feats: Sequence[tor
     if int(mask.sum()) != proj.shape[0]:
         raise TrainError(f"{int(mask.sum())} audio tokens but {proj.shape[0]} audio features")
     emb = emb.masked_scatter(mask, proj)
-    h = m.language_model(inputs_embeds=emb, attention_mask=att, use_cache=False).last_hidden_state[:, -1]
-    return model.lm_head(h)  # type: ignore[attr-defined]
+    return m.language_model(inputs_embeds=emb, attention_mask=att, use_cache=False).last_hidden_state[:, -1]
+
+
+def last_logits(model: object, ids: Sequence[Sequence[int]], feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Logits at the final position ([batch, vocab]) from token ids and cached audio-tower outputs."""
+    return model.lm_head(last_hidden(model, ids, feats))  # type: ignore[attr-defined]
+
+
+def candidate_logits(
+    model: object, ids: Sequence[Sequence[int]], feats: Sequence[torch.Tensor], cands: torch.Tensor
+) -> torch.Tensor:
+    """Logits of each row's candidate tokens only ([batch, n_candidates]): the rows of ``lm_head`` that the
+    choices loss reads, so the 262k-row vocabulary projection (and its backward) is skipped."""
+    h = last_hidden(model, ids, feats)
+    head = model.lm_head  # type: ignore[attr-defined]
+    if getattr(head, "bias", None) is not None:
+        raise TrainError("candidate_logits assumes an lm_head without bias")
+    return torch.einsum("bd,bkd->bk", h, head.weight[cands])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -422,13 +439,15 @@ def train(
             tpos = torch.tensor([r["choices"].index(t) for r, t in batch])
             for gp in opt.param_groups:
                 gp["lr"] = _lr(cfg, step)
-            logits = last_logits(model, ids, fs)
             if cfg.loss == "vocab":
+                logits = last_logits(model, ids, fs)
                 loss = torch.nn.functional.cross_entropy(
                     logits.float(), cands[torch.arange(len(batch)), tpos]
                 )
             else:
-                loss = torch.nn.functional.cross_entropy(logits.float().gather(1, cands), tpos)
+                loss = torch.nn.functional.cross_entropy(
+                    candidate_logits(model, ids, fs, cands).float(), tpos
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,43 @@
+"""Training-step pieces of train-mini, on the tiny random-weight Qwen2-Audio (no mini cache needed)."""
+
+from __future__ import annotations
+
+import torch
+
+from steer_audio.models import tiny
+from steer_audio.train.train_mini import candidate_logits, last_logits
+
+
+def _batch(model):
+    audio_id = model.config.audio_token_id
+    g = torch.Generator().manual_seed(1)
+    d_audio = model.config.audio_config.d_model
+    n_audio = [5, 3]
+    ids = [
+        [11, 12, audio_id, *[audio_id] * (n_audio[0] - 1), 40, 41, 42],
+        [13, audio_id, *[audio_id] * (n_audio[1] - 1), 43],
+    ]
+    feats = [torch.randn(n, d_audio, generator=g) for n in n_audio]
+    cands = torch.tensor([[32, 33, 34, 35], [35, 34, 36, 37]])
+    return ids, feats, cands
+
+
+def test_candidate_logits_equal_full_vocabulary_logits_and_gradient() -> None:
+    model = tiny.build_model()
+    proj = model.model.multi_modal_projector.linear.weight
+    proj.requires_grad_(True)
+    ids, feats, cands = _batch(model)
+    tpos = torch.tensor([2, 0])
+
+    full = last_logits(model, ids, feats)
+    ref = full.gather(1, cands)
+    torch.nn.functional.cross_entropy(ref, tpos).backward()
+    g_ref = proj.grad.clone()
+    proj.grad = None
+
+    mine = candidate_logits(model, ids, feats, cands)
+    torch.nn.functional.cross_entropy(mine, tpos).backward()
+
+    torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(proj.grad, g_ref, rtol=1e-4, atol=1e-6)
+    assert g_ref.abs().sum() > 0  # the audio features reach the loss
