@@ -263,7 +263,7 @@ def main() -> None:
     # -- end to end: run_capture (audio loading, negatives, features, trace, shard writes) ---------------------
     from steer_audio.capture.run import run_capture
 
-    e2e_exs, _ = examples(128 if cuda else 16, [10.0 if cuda else 2.0], seed=7)
+    e2e_exs, _ = examples(256 if cuda else 16, [10.0 if cuda else 2.0], seed=7)
     warm_exs, _ = examples(16, [10.0 if cuda else 2.0], seed=8)
     run_capture(m, warm_exs, args.out / "warm", batch_size=16, data_sha="w")
     sync()
@@ -272,12 +272,25 @@ def main() -> None:
     run_capture(m, e2e_exs, args.out / "e2e", batch_size=16, data_sha="e2e", stats=st)
     sync()
     res["capture_end_to_end_10s_b16_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
-    res["capture_end_to_end_time_split_s"] = {k: st[k] for k in ("wait_s", "trace_s", "write_s")}
+    res["capture_end_to_end_time_split_s"] = {
+        k: st[k] for k in ("wait_s", "launch_s", "sync_s", "trace_s", "write_s")
+    }
     log(
         f"end-to-end run_capture (features on {'GPU' if cuda else 'CPU'}, shards written), 10 s, batch 16: "
         f"{res['capture_end_to_end_10s_b16_pairs_per_s']:.1f} pairs/s; wall split: waiting for the next "
-        f"prepared batch {st['wait_s']:.2f} s, trace {st['trace_s']:.2f} s, shard writes {st['write_s']:.2f} s"
+        f"prepared batch {st['wait_s']:.2f} s, trace {st['trace_s']:.2f} s (launch {st['launch_s']:.2f} s + "
+        f"waiting for the device {st['sync_s']:.2f} s), shard writes {st['write_s']:.2f} s (overlap the device)"
     )
+    if cuda:  # the same at batch 32 (same clips, a fresh cache)
+        t = time.time()
+        st32: dict = {}
+        run_capture(m, e2e_exs, args.out / "e2e32", batch_size=32, data_sha="e2e32", stats=st32)
+        sync()
+        res["capture_end_to_end_10s_b32_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
+        log(
+            f"end-to-end run_capture, 10 s, batch 32: {res['capture_end_to_end_10s_b32_pairs_per_s']:.1f} pairs/s "
+            f"(launch {st32['launch_s']:.2f} s, waiting for the device {st32['sync_s']:.2f} s)"
+        )
 
     # -- the whole protocol: ours vs a naive loop --------------------------------------------------------
     from steer_audio.evaluate.run import EvalConfig, Evaluator

@@ -91,7 +91,7 @@ def main() -> None:
         "single_capture_s": t_one,
         "single_pairs_per_s": n / t_one,
         "single_pairs_per_s_steady": one_steady,
-        "single_time_split_s": {k: st1[k] for k in ("wait_s", "trace_s", "write_s")},
+        "single_time_split_s": {k: st1[k] for k in ("wait_s", "launch_s", "sync_s", "trace_s", "write_s")},
         "parallel_wall_s_incl_spawn_and_load": t_par,
         "parallel_workers": timings,
         "parallel_capture_s_slowest_worker": worst,

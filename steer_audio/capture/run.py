@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,8 +49,13 @@ def run_capture(
     readout_ids: list[int] | None = None,
     stats: dict[str, Any] | None = None,
 ) -> CaptureCache:
-    """Capture `examples` into `out_dir` (resuming what is there). `stats`, if given, receives where the wall
-    time went: waiting for the prefetched batch, the trace, the shard write, and each batch's end time."""
+    """Capture `examples` into `out_dir` (resuming what is there).
+
+    Three stages overlap: a worker thread prepares batch k+1 (audio, negatives, tokens, features) while the
+    host launches batch k's trace and then, while the device computes it, writes batch k-1's shard.
+    `stats`, if given, receives where the wall time went: waiting for the prepared batch (wait_s), launching
+    the trace (launch_s), waiting for the device's results (sync_s; trace_s = launch_s + sync_s), the shard
+    writes (write_s), and each batch's end time (batch_end)."""
     if batch_size < 1:
         raise SteerAudioError("--batch-size must be at least 1")
     cache = CaptureCache(out_dir)
@@ -96,50 +102,84 @@ def run_capture(
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     st = stats if stats is not None else {}
-    for k_ in ("wait_s", "trace_s", "write_s"):
+    for k_ in ("wait_s", "launch_s", "sync_s", "trace_s", "write_s"):
         st.setdefault(k_, 0.0)
     st.setdefault("batch_end", [])
     clock = time.perf_counter
+    readout = {"need": need_readout, "asked": False}
+
+    def finish(pend: tuple[Any, dict[str, torch.Tensor], Any]) -> None:
+        """Wait for a launched batch's results and write its shard (runs after the next batch is launched, so
+        the host writes while the device computes)."""
+        b, out, done = pend
+        t0 = clock()
+        if done is not None:
+            done.synchronize()
+        t1 = clock()
+        st["sync_s"] += t1 - t0
+        st["trace_s"] += t1 - t0
+        if readout["need"] and "readout_w" in out:
+            cache.save_readout(
+                readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind
+            )
+            readout["need"] = False
+        cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
+        p.advance(len(b.ids))
+        t2 = clock()
+        st["write_s"] += t2 - t1
+        st["batch_end"].append(t2)
+
+    pending: tuple[Any, dict[str, torch.Tensor], Any] | None = None
     with bar(len(todo), "capture") as p, ThreadPoolExecutor(max_workers=1) as pool:
         nxt = pool.submit(prepare, chunks[0]) if chunks else None
-        for k in range(len(chunks)):
-            t0 = clock()
-            b, missing = nxt.result()  # type: ignore[union-attr]
-            nxt = pool.submit(prepare, chunks[k + 1]) if k + 1 < len(chunks) else None
-            t1 = clock()
-            st["wait_s"] += t1 - t0
-            for ex, why in missing:
-                log.warning("%s: %s (counted as missing)", ex.id, why)
-                cache.add_missing(ex.id, why)
-                p.advance(1)
-            if b is None:
-                continue
-            ro = torch.tensor(readout_ids) if need_readout else None
-            if isinstance(b, tuple):  # `drop`: audio rows and no-audio rows were traced separately
-                out_a, out_n = trace_batch(m, ev, b[0], ro), trace_batch(m, ev, b[1], None)
-                out = {
-                    k_: torch.cat([v.cpu(), out_n[k_].cpu()]) if k_ in out_n else v for k_, v in out_a.items()
-                }
-                b = replace(
-                    b[0],
-                    cand=torch.cat([b[0].cand, b[1].cand]),
-                    cand_valid=torch.cat([b[0].cand_valid, b[1].cand_valid]),
-                )
-            else:
-                out = trace_batch(m, ev, b, ro)
-            out = {k_: v.cpu() for k_, v in out.items()}  # waits for the device: the trace's time ends here
-            t2 = clock()
-            st["trace_s"] += t2 - t1
-            if need_readout:
-                cache.save_readout(
-                    readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind
-                )
-                need_readout = False
-            cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
-            p.advance(len(b.ids))
-            t3 = clock()
-            st["write_s"] += t3 - t2
-            st["batch_end"].append(t3)
+        try:
+            for k in range(len(chunks)):
+                t0 = clock()
+                b, missing = nxt.result()  # type: ignore[union-attr]
+                nxt = pool.submit(prepare, chunks[k + 1]) if k + 1 < len(chunks) else None
+                t1 = clock()
+                st["wait_s"] += t1 - t0
+                for ex, why in missing:
+                    log.warning("%s: %s (counted as missing)", ex.id, why)
+                    cache.add_missing(ex.id, why)
+                    p.advance(1)
+                if b is None:
+                    continue
+                ro = None
+                if readout["need"] and not readout["asked"]:  # the lm_head rows, read once by the first trace
+                    ro, readout["asked"] = torch.tensor(readout_ids), True
+                if isinstance(b, tuple):  # `drop`: audio rows and no-audio rows were traced separately
+                    out_a, out_n = trace_batch(m, ev, b[0], ro), trace_batch(m, ev, b[1], None)
+                    out = {k_: torch.cat([v, out_n[k_]]) if k_ in out_n else v for k_, v in out_a.items()}
+                    b = replace(
+                        b[0],
+                        cand=torch.cat([b[0].cand, b[1].cand]),
+                        cand_valid=torch.cat([b[0].cand_valid, b[1].cand_valid]),
+                    )
+                else:
+                    out = trace_batch(m, ev, b, ro)
+                # the kernels are queued: copy the results to (pinned) host memory without waiting for them
+                on_cuda = any(v.is_cuda for v in out.values())
+                out = {k_: v.to("cpu", non_blocking=True) for k_, v in out.items()}
+                done = None
+                if on_cuda:
+                    done = torch.cuda.Event()
+                    done.record()
+                t2 = clock()
+                st["launch_s"] += t2 - t1
+                st["trace_s"] += t2 - t1
+                if pending is not None:
+                    prev, pending = pending, None
+                    finish(prev)
+                pending = (b, out, done)
+        except BaseException:
+            # an error or interrupt in batch k: batch k-1 is complete on the device, keep it for --resume
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    finish(pending)
+            raise
+        if pending is not None:
+            finish(pending)
     return cache
 
 
