@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.audio import AudioMissing, duration_hint, load_audio, negative
+from ..data.audio import duration_hint
 from ..data.mmau import Example
 from ..data.prompts import candidate_ids
 from ..errors import SteerAudioError
 from ..models.loaded import LoadedModel
 from ..progress import bar
 from .cache import CaptureCache
-from .inputs import MAX_OPTIONS, encode
+from .inputs import MAX_OPTIONS
+from .prepare import Preparer, PrepSpec, default_procs
 from .trace import capture_trace, envoys
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ def run_capture(
 ) -> CaptureCache:
     """Capture `examples` into `out_dir` (resuming what is there).
 
-    Three stages overlap: a worker thread prepares batch k+1 (audio, negatives, tokens, features) while the
-    host launches batch k's trace and then, while the device computes it, writes batch k-1's shard.
+    Three stages overlap: workers (capture/prepare.py: processes next to a local GPU, else a thread) prepare
+    the next batches (audio, negatives, tokens, features) while the host launches batch k's trace and then, while the device computes it, writes batch k-1's shard.
     `stats`, if given, receives where the wall time went: waiting for the prepared batch (wait_s), launching
     the trace (launch_s), waiting for the device's results (sync_s; trace_s = launch_s + sync_s), the shard
     writes (write_s), and each batch's end time (batch_end)."""
@@ -75,30 +76,16 @@ def run_capture(
             batch_size,
         )
 
-    def prepare(chunk: list[Example]) -> tuple[Any, list[tuple[Example, str]]]:
-        """Load audio, make negatives and encode one batch (runs one batch ahead in a worker thread)."""
-        ok: list[Example] = []
-        wavs: list[np.ndarray] = []
-        missing: list[tuple[Example, str]] = []
-        for ex in chunk:
-            try:
-                wavs.append(load_audio(ex.audio_path, ex.audio_array, max_seconds=window))
-                ok.append(ex)
-            except AudioMissing as err:
-                if strict:
-                    raise
-                missing.append((ex, str(err)))
-        if not ok:
-            return None, missing
-        feat_dev = None if m.remote else m.device
-        if negative_kind == "drop":  # the same prompts with no audio at all: a separate, unaligned batch
-            b_a = encode(m.processor, ok, wavs, None, m.prompt, m.geom.audio_token_id, feat_dev)
-            b_n = encode(m.processor, ok, [], None, m.prompt, m.geom.audio_token_id, feat_dev, audio=False)
-            return (b_a, b_n), missing
-        negs = [
-            negative(w, negative_kind, seed=_neg_seed(seed, ex.id)) for w, ex in zip(wavs, ok, strict=True)
-        ]
-        return encode(m.processor, ok, wavs, negs, m.prompt, m.geom.audio_token_id, feat_dev), missing
+    spec = PrepSpec(
+        window_s=window,
+        negative_kind=negative_kind,
+        strict=strict,
+        seed=seed,
+        prompt=m.prompt,
+        audio_token_id=m.geom.audio_token_id,
+        feature_device=None if m.remote else m.device,
+    )
+    procs = default_procs(spec.feature_device, bool(m.remote)) if todo else 0
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     st = stats if stats is not None else {}
@@ -130,13 +117,14 @@ def run_capture(
         st["batch_end"].append(t2)
 
     pending: tuple[Any, dict[str, torch.Tensor], Any] | None = None
-    with bar(len(todo), "capture") as p, ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = pool.submit(prepare, chunks[0]) if chunks else None
+    with bar(len(todo), "capture") as p, Preparer(m.processor, spec, procs) as prep:
+        queued = deque(prep.submit(c) for c in chunks[: prep.ahead])
         try:
             for k in range(len(chunks)):
                 t0 = clock()
-                b, missing = nxt.result()  # type: ignore[union-attr]
-                nxt = pool.submit(prepare, chunks[k + 1]) if k + 1 < len(chunks) else None
+                b, missing = queued.popleft().result()
+                if k + prep.ahead < len(chunks):
+                    queued.append(prep.submit(chunks[k + prep.ahead]))
                 t1 = clock()
                 st["wait_s"] += t1 - t0
                 for ex, why in missing:
@@ -199,12 +187,6 @@ def trace_batch(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None)
 def all_candidate_ids(m: LoadedModel, examples: list[Example]) -> list[int]:
     """Every token any option of any example is scored by (the lm_head rows cached steering needs)."""
     return sorted({t for e in examples for t in candidate_ids(m.processor.tokenizer, e, m.prompt)})
-
-
-def _neg_seed(seed: int, ex_id: str) -> int:
-    import zlib
-
-    return (seed * 1_000_003 + zlib.crc32(ex_id.encode())) & 0x7FFFFFFF
 
 
 def _rows(out: dict[str, torch.Tensor], b: Any, dtype: torch.dtype) -> dict[str, torch.Tensor]:
