@@ -94,10 +94,49 @@ def enc_positions(fmask: torch.Tensor, window_pos: int) -> int:
     return (trimmed_frames(feat, 2 * window_pos) - 1) // 2 + 1
 
 
+def e2e(m, args, res: dict, cuda: bool) -> None:
+    """End to end: run_capture (audio loading, negatives, features, trace, shard writes) at 10 s."""
+    from steer_audio.capture.prepare import default_procs
+    from steer_audio.capture.run import run_capture
+
+    e2e_exs, _ = examples(256 if cuda else 16, [10.0 if cuda else 2.0], seed=7)
+    procs = default_procs("cuda" if cuda else None, False)
+    res["prep_worker_processes"] = procs
+    warm_exs, _ = examples(16, [10.0 if cuda else 2.0], seed=8)
+    run_capture(m, warm_exs, args.out / "warm", batch_size=16, data_sha="w")
+    sync()
+    t = time.time()
+    st: dict = {}
+    run_capture(m, e2e_exs, args.out / "e2e", batch_size=16, data_sha="e2e", stats=st)
+    sync()
+    res["capture_end_to_end_10s_b16_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
+    res["capture_end_to_end_time_split_s"] = {
+        k: st[k] for k in ("start_s", "wait_s", "launch_s", "sync_s", "trace_s", "write_s")
+    }
+    log(
+        f"end-to-end run_capture (features on {'GPU' if cuda else 'CPU'}, shards written), 10 s, batch 16: "
+        f"{res['capture_end_to_end_10s_b16_pairs_per_s']:.1f} pairs/s ({procs} preparing processes); wall split: "
+        f"starting {st['start_s']:.2f} s, waiting for the next "
+        f"prepared batch {st['wait_s']:.2f} s, trace {st['trace_s']:.2f} s (launch {st['launch_s']:.2f} s + "
+        f"waiting for the device {st['sync_s']:.2f} s), shard writes {st['write_s']:.2f} s (overlap the device)"
+    )
+    if cuda:  # the same at batch 32 (same clips, a fresh cache)
+        t = time.time()
+        st32: dict = {}
+        run_capture(m, e2e_exs, args.out / "e2e32", batch_size=32, data_sha="e2e32", stats=st32)
+        sync()
+        res["capture_end_to_end_10s_b32_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
+        log(
+            f"end-to-end run_capture, 10 s, batch 32: {res['capture_end_to_end_10s_b32_pairs_per_s']:.1f} pairs/s "
+            f"(launch {st32['launch_s']:.2f} s, waiting for the device {st32['sync_s']:.2f} s)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench-out")))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--e2e-only", action="store_true", help="only the end-to-end run_capture measurement")
     ap.add_argument(
         "--smoke-cpu", action="store_true", help="dry run of the script logic on the tiny CPU model"
     )
@@ -153,6 +192,10 @@ def main() -> None:
     lm_params = sum(p.numel() for n, p in module.model.language_model.named_parameters() if "embed" not in n)
     log(f"built in {res['build_s']:.1f} s: {sum(p.numel() for p in module.parameters()) / 1e9:.2f} B params")
     ev = envoys(m.lm, m.arch, m.geom, m.name)
+    if args.e2e_only:
+        e2e(m, args, res, cuda)
+        (args.out / "gpu_bench_e2e.json").write_text(json.dumps(res, indent=2, default=str))
+        return
 
     window_pos = int(module.config.audio_config.max_source_positions)  # 1500 for a 30 s window
 
@@ -260,39 +303,10 @@ def main() -> None:
     if cuda:
         torch.cuda.empty_cache()
 
-    # -- end to end: run_capture (audio loading, negatives, features, trace, shard writes) ---------------------
-    from steer_audio.capture.run import run_capture
-
-    e2e_exs, _ = examples(256 if cuda else 16, [10.0 if cuda else 2.0], seed=7)
-    warm_exs, _ = examples(16, [10.0 if cuda else 2.0], seed=8)
-    run_capture(m, warm_exs, args.out / "warm", batch_size=16, data_sha="w")
-    sync()
-    t = time.time()
-    st: dict = {}
-    run_capture(m, e2e_exs, args.out / "e2e", batch_size=16, data_sha="e2e", stats=st)
-    sync()
-    res["capture_end_to_end_10s_b16_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
-    res["capture_end_to_end_time_split_s"] = {
-        k: st[k] for k in ("wait_s", "launch_s", "sync_s", "trace_s", "write_s")
-    }
-    log(
-        f"end-to-end run_capture (features on {'GPU' if cuda else 'CPU'}, shards written), 10 s, batch 16: "
-        f"{res['capture_end_to_end_10s_b16_pairs_per_s']:.1f} pairs/s; wall split: waiting for the next "
-        f"prepared batch {st['wait_s']:.2f} s, trace {st['trace_s']:.2f} s (launch {st['launch_s']:.2f} s + "
-        f"waiting for the device {st['sync_s']:.2f} s), shard writes {st['write_s']:.2f} s (overlap the device)"
-    )
-    if cuda:  # the same at batch 32 (same clips, a fresh cache)
-        t = time.time()
-        st32: dict = {}
-        run_capture(m, e2e_exs, args.out / "e2e32", batch_size=32, data_sha="e2e32", stats=st32)
-        sync()
-        res["capture_end_to_end_10s_b32_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
-        log(
-            f"end-to-end run_capture, 10 s, batch 32: {res['capture_end_to_end_10s_b32_pairs_per_s']:.1f} pairs/s "
-            f"(launch {st32['launch_s']:.2f} s, waiting for the device {st32['sync_s']:.2f} s)"
-        )
+    e2e(m, args, res, cuda)
 
     # -- the whole protocol: ours vs a naive loop --------------------------------------------------------
+    from steer_audio.capture.run import run_capture
     from steer_audio.evaluate.run import EvalConfig, Evaluator
 
     n_cal, n_ev = (16, 32) if args.quick or not cuda else (32, 96)

@@ -54,7 +54,8 @@ def run_capture(
 
     Three stages overlap: workers (capture/prepare.py: processes next to a local GPU, else a thread) prepare
     the next batches (audio, negatives, tokens, features) while the host launches batch k's trace and then, while the device computes it, writes batch k-1's shard.
-    `stats`, if given, receives where the wall time went: waiting for the prepared batch (wait_s), launching
+    `stats`, if given, receives where the wall time went: starting the preparation workers (start_s), waiting
+    for the prepared batch (wait_s), launching
     the trace (launch_s), waiting for the device's results (sync_s; trace_s = launch_s + sync_s), the shard
     writes (write_s), and each batch's end time (batch_end)."""
     if batch_size < 1:
@@ -89,7 +90,7 @@ def run_capture(
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     st = stats if stats is not None else {}
-    for k_ in ("wait_s", "launch_s", "sync_s", "trace_s", "write_s"):
+    for k_ in ("start_s", "wait_s", "launch_s", "sync_s", "trace_s", "write_s"):
         st.setdefault(k_, 0.0)
     st.setdefault("batch_end", [])
     clock = time.perf_counter
@@ -117,8 +118,10 @@ def run_capture(
         st["batch_end"].append(t2)
 
     pending: tuple[Any, dict[str, torch.Tensor], Any] | None = None
+    t_start = clock()
     with bar(len(todo), "capture") as p, Preparer(m.processor, spec, procs) as prep:
         queued = deque(prep.submit(c) for c in chunks[: prep.ahead])
+        st["start_s"] += clock() - t_start
         try:
             for k in range(len(chunks)):
                 t0 = clock()
