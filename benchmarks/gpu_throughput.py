@@ -96,12 +96,9 @@ def enc_positions(fmask: torch.Tensor, window_pos: int) -> int:
 
 def e2e(m, args, res: dict, cuda: bool) -> None:
     """End to end: run_capture (audio loading, negatives, features, trace, shard writes) at 10 s."""
-    from steer_audio.capture.prepare import default_procs
     from steer_audio.capture.run import run_capture
 
     e2e_exs, _ = examples(256 if cuda else 16, [10.0 if cuda else 2.0], seed=7)
-    procs = default_procs("cuda" if cuda else None, False)
-    res["prep_worker_processes"] = procs
     warm_exs, _ = examples(16, [10.0 if cuda else 2.0], seed=8)
     run_capture(m, warm_exs, args.out / "warm", batch_size=16, data_sha="w")
     sync()
@@ -115,11 +112,26 @@ def e2e(m, args, res: dict, cuda: bool) -> None:
     }
     log(
         f"end-to-end run_capture (features on {'GPU' if cuda else 'CPU'}, shards written), 10 s, batch 16: "
-        f"{res['capture_end_to_end_10s_b16_pairs_per_s']:.1f} pairs/s ({procs} preparing processes); wall split: "
+        f"{res['capture_end_to_end_10s_b16_pairs_per_s']:.1f} pairs/s; wall split: "
         f"starting {st['start_s']:.2f} s, waiting for the next "
         f"prepared batch {st['wait_s']:.2f} s, trace {st['trace_s']:.2f} s (launch {st['launch_s']:.2f} s + "
         f"waiting for the device {st['sync_s']:.2f} s), shard writes {st['write_s']:.2f} s (overlap the device)"
     )
+    if cuda:  # which lines make the host wait for the device during a capture (CUDA sync debug mode)
+        import collections
+        import warnings
+
+        torch.cuda.set_sync_debug_mode("warn")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_capture(m, e2e_exs[:48], args.out / "syncdbg", batch_size=16, data_sha="sd")
+            sync()
+        torch.cuda.set_sync_debug_mode("default")
+        where = collections.Counter(
+            f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)
+        )
+        res["capture_sync_points_3_batches"] = dict(where)
+        log(f"synchronising CUDA calls during a 3-batch capture (file:line -> count): {dict(where)}")
     if cuda:  # the same at batch 32 (same clips, a fresh cache)
         t = time.time()
         st32: dict = {}

@@ -143,27 +143,3 @@ def test_drop_negative_is_the_prompt_without_audio(tiny, dataset_path, tmp_path)
         cand = data["cand"][i, :o]
         torch.testing.assert_close(data["logits_n"][i, :o], out.logits[0, -1, cand], atol=1e-5, rtol=1e-5)
         assert torch.all(data["mass_n"][i] == 0)
-
-
-def test_worker_processes_prepare_the_same_batches_as_the_thread(tiny, dataset_path, tmp_path, monkeypatch):
-    """Preparation in spawned worker processes (the GPU default) gives the same cache, bit for bit, as the
-    in-process thread, missing audio included; an unknown setting of the knob is one clear error."""
-    from dataclasses import replace
-
-    from steer_audio.capture import prepare
-
-    ds = mmau.load(dataset_path)
-    exs = ds.examples[:5] + [replace(ds.examples[5], id="gone", audio_path=tmp_path / "absent.wav")]
-    monkeypatch.setenv(prepare.PROCS_ENV, "0")
-    a = run_capture(tiny, exs, tmp_path / "thread", batch_size=2)
-    monkeypatch.setenv(prepare.PROCS_ENV, "2")
-    b = run_capture(tiny, exs, tmp_path / "procs", batch_size=2)
-    assert b.index["missing"].keys() == a.index["missing"].keys() == {"gone"}
-    ids = [e.id for e in exs[:5]]
-    da, db = a.load(ids), b.load(ids)
-    for k in da.t:
-        torch.testing.assert_close(da[k], db[k], atol=0, rtol=0)
-    assert len(prepare._POOLS) == 1  # spawned once, kept for the next capture
-    monkeypatch.setenv(prepare.PROCS_ENV, "many")
-    with pytest.raises(SteerAudioError, match="whole number"):
-        prepare.default_procs("cuda", False)

@@ -1,22 +1,11 @@
-"""Host-side preparation of capture batches: audio, negatives, prompts, tokens and log-mel features.
-
-On a GPU the capture trace is launch-bound: the host thread that launches the kernels is the bottleneck, so
-preparation in a thread of the same process steals its GIL (measured on an H100: 43.8 pairs/s for the bare
-trace, 33 pairs/s with a preparing thread beside it). `Preparer` therefore prepares batches in worker
-*processes* when the trace runs on a local CUDA device (features on the worker's CPU, which the CPU tests
-check equal the GPU path), and in one thread otherwise (CPU runs, where extra processes would only compete
-for the same cores, and remote runs). The worker processes are spawned once per processor and reused by
-later captures of the same process.
-"""
+"""Host-side preparation of capture batches: audio, negatives, prompts, tokens and log-mel features, one
+batch ahead of the trace in a worker thread (`Preparer`)."""
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,17 +13,14 @@ import numpy as np
 from ..data.audio import AudioMissing, load_audio, negative
 from ..data.mmau import Example
 from ..data.prompts import PromptSpec
-from ..errors import SteerAudioError
-from .inputs import encode
+from .inputs import Batch, encode
 
 log = logging.getLogger(__name__)
-
-PROCS_ENV = "STEER_AUDIO_PREP_PROCS"
 
 
 @dataclass(frozen=True)
 class PrepSpec:
-    """Everything `prepare_batch` needs besides the processor (picklable: it travels to worker processes)."""
+    """Everything `prepare_batch` needs besides the processor."""
 
     window_s: float
     negative_kind: str
@@ -80,109 +66,53 @@ def prepare_batch(
     return encode(processor, ok, wavs, negs, spec.prompt, tok_id, fd), missing
 
 
-# ----------------------------------------------------------------------------------------------
-# worker processes
-
-_WORKER_PROCESSOR: Any = None
-
-
-def _init_worker(processor: Any, threads: int) -> None:
-    import torch
-
-    global _WORKER_PROCESSOR
-    torch.set_num_threads(threads)
-    _WORKER_PROCESSOR = processor
-
-
-def _worker_prepare(spec: PrepSpec, chunk: list[Example]) -> tuple[Any, list[tuple[Example, str]]]:
-    return prepare_batch(_WORKER_PROCESSOR, spec, chunk)
-
-
-def _warm() -> int:
-    return os.getpid()
-
-
-_POOLS: dict[int, tuple[Any, ProcessPoolExecutor, int]] = {}
-
-
-def _process_pool(processor: Any, procs: int) -> ProcessPoolExecutor:
-    """A spawned pool for this processor, kept for later captures (spawn: the parent holds CUDA)."""
-    key = id(processor)
-    held = _POOLS.get(key)
-    if held is not None and held[0] is processor and held[2] == procs:
-        return held[1]
-    if held is not None:
-        held[1].shutdown(cancel_futures=True)
-    import torch.multiprocessing as tmp  # registers shared-memory pickling of tensors
-
-    threads = max(1, min(4, (os.cpu_count() or 2) // max(1, 2 * procs)))
-    pool = ProcessPoolExecutor(
-        max_workers=procs,
-        mp_context=tmp.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(processor, threads),
-    )
-    # start every worker now (imports take seconds), so the first batches do not wait for them in turn
-    for f in [pool.submit(_warm) for _ in range(procs)]:
-        f.result()
-    _POOLS[key] = (processor, pool, procs)
-    return pool
-
-
-@atexit.register
-def _shutdown_pools() -> None:
-    for _, pool, _ in list(_POOLS.values()):
-        pool.shutdown(cancel_futures=True)
-    _POOLS.clear()
-
-
-def default_procs(feature_device: str | None, remote: bool) -> int:
-    """Worker processes for a capture: `STEER_AUDIO_PREP_PROCS` if set, else 4 (at most a quarter of the
-    cores) for a local CUDA trace and 0 (one thread) otherwise."""
-    env = os.environ.get(PROCS_ENV)
-    if env is not None:
-        try:
-            n = int(env)
-        except ValueError as err:
-            raise SteerAudioError(f"{PROCS_ENV}={env!r}: expected a whole number of processes") from err
-        return max(0, n)
-    if remote or not (feature_device or "").startswith("cuda"):
-        return 0
-    return max(1, min(4, (os.cpu_count() or 4) // 4))
-
-
 class Preparer:
-    """Prepares batches ahead of the trace: `submit(chunk)` returns a future of `prepare_batch`'s result.
+    """Prepares batches one ahead of the trace in a worker thread: `submit(chunk)` returns a future of
+    `prepare_batch`'s result. For a CUDA device the batch's tensors come back in pinned host memory, so the
+    trace can copy them without waiting for the batch before it (pageable copies synchronise the stream)."""
 
-    `ahead` is how many batches may be in preparation at once (one per worker process)."""
+    ahead = 1
 
-    def __init__(self, processor: Any, spec: PrepSpec, procs: int) -> None:
-        self.procs = procs
-        self.ahead = max(1, procs)
-        self._thread: Executor | None = None
-        self._futures: list[Future] = []
-        self._submit: Callable[[list[Example]], Future]
-        if procs > 0:
-            # the workers compute features on their CPU; the trace moves them to the device
-            self.spec = PrepSpec(**{**spec.__dict__, "feature_device": None})
-            pool = _process_pool(processor, procs)
-            self._submit = lambda chunk: pool.submit(_worker_prepare, self.spec, chunk)
+    def __init__(self, processor: Any, spec: PrepSpec, pin: bool = False) -> None:
+        self.processor, self.spec, self.pin = processor, spec, pin
+        self._thread = ThreadPoolExecutor(max_workers=1)
+        self._stream = None
+        fd = spec.feature_device or ""
+        if fd.startswith("cuda"):
+            import torch
+
+            # features computed on the GPU come back to the host with a copy that waits for its stream: on a
+            # stream of their own they wait for themselves only, not for the trace queued on the default one
+            self._stream = torch.cuda.Stream(torch.device(fd))
+
+    def _run(self, chunk: list[Example]) -> tuple[Any, list[tuple[Example, str]]]:
+        if self._stream is not None:
+            import torch
+
+            with torch.cuda.stream(self._stream):
+                b, missing = prepare_batch(self.processor, self.spec, chunk)
         else:
-            self.spec = spec
-            self._thread = ThreadPoolExecutor(max_workers=1)
-            thread = self._thread
-            self._submit = lambda chunk: thread.submit(prepare_batch, processor, self.spec, chunk)
+            b, missing = prepare_batch(self.processor, self.spec, chunk)
+        if self.pin and b is not None:
+            b = tuple(pin_batch(x) for x in b) if isinstance(b, tuple) else pin_batch(b)
+        return b, missing
 
     def submit(self, chunk: list[Example]) -> Future:
-        f = self._submit(chunk)
-        self._futures.append(f)
-        return f
+        return self._thread.submit(self._run, chunk)
 
     def __enter__(self) -> Preparer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for f in self._futures:  # batches an error left unconsumed: the shared pool must not keep them
-            f.cancel()
-        if self._thread is not None:
-            self._thread.shutdown(cancel_futures=True)
+        self._thread.shutdown(cancel_futures=True)
+
+
+def pin_batch(b: Batch) -> Batch:
+    """The batch with every tensor in pinned (page-locked) host memory."""
+    return replace(
+        b,
+        model_inputs={k: v.pin_memory() for k, v in b.model_inputs.items()},
+        audio_mask=b.audio_mask.pin_memory(),
+        cand=b.cand.pin_memory(),
+        cand_valid=b.cand_valid.pin_memory(),
+    )

@@ -17,11 +17,12 @@ from ..data.audio import duration_hint
 from ..data.mmau import Example
 from ..data.prompts import candidate_ids
 from ..errors import SteerAudioError
+from ..models.audio_embed import host_to_device
 from ..models.loaded import LoadedModel
 from ..progress import bar
 from .cache import CaptureCache
 from .inputs import MAX_OPTIONS
-from .prepare import Preparer, PrepSpec, default_procs
+from .prepare import Preparer, PrepSpec
 from .trace import capture_trace, envoys
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,9 @@ def run_capture(
 ) -> CaptureCache:
     """Capture `examples` into `out_dir` (resuming what is there).
 
-    Three stages overlap: workers (capture/prepare.py: processes next to a local GPU, else a thread) prepare
-    the next batches (audio, negatives, tokens, features) while the host launches batch k's trace and then, while the device computes it, writes batch k-1's shard.
-    `stats`, if given, receives where the wall time went: starting the preparation workers (start_s), waiting
+    Three stages overlap: a worker thread (capture/prepare.py) prepares batch k+1 (audio, negatives, tokens,
+    features) while the host launches batch k's trace and then, while the device computes it, writes batch k-1's shard.
+    `stats`, if given, receives where the wall time went: starting the preparation thread (start_s), waiting
     for the prepared batch (wait_s), launching
     the trace (launch_s), waiting for the device's results (sync_s; trace_s = launch_s + sync_s), the shard
     writes (write_s), and each batch's end time (batch_end)."""
@@ -86,7 +87,7 @@ def run_capture(
         audio_token_id=m.geom.audio_token_id,
         feature_device=None if m.remote else m.device,
     )
-    procs = default_procs(spec.feature_device, bool(m.remote)) if todo else 0
+    pin = not m.remote and str(m.device).startswith("cuda")
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     st = stats if stats is not None else {}
@@ -119,7 +120,7 @@ def run_capture(
 
     pending: tuple[Any, dict[str, torch.Tensor], Any] | None = None
     t_start = clock()
-    with bar(len(todo), "capture") as p, Preparer(m.processor, spec, procs) as prep:
+    with bar(len(todo), "capture") as p, Preparer(m.processor, spec, pin) as prep:
         queued = deque(prep.submit(c) for c in chunks[: prep.ahead])
         st["start_s"] += clock() - t_start
         try:
@@ -184,7 +185,8 @@ def trace_batch(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None)
     """The capture trace on one encoded batch, inputs placed for the model (local or remote)."""
     dev = m.trace_device
     inputs = m.model_inputs(b.model_inputs, b.row_keys)
-    return capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
+    am, cand = host_to_device(b.audio_mask, dev), host_to_device(b.cand, dev)
+    return capture_trace(m.lm, ev, m.geom, inputs, am, cand, m.remote, ro)
 
 
 def all_candidate_ids(m: LoadedModel, examples: list[Example]) -> list[int]:

@@ -34,6 +34,29 @@ BUCKET = 100
 AUDIO_KEYS = ("input_features", "feature_attention_mask")
 
 
+def host_to_device(x: torch.Tensor, device: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Copy a host tensor to `device` without making the host wait for the kernels already queued there: a
+    CUDA copy from pageable memory synchronises the stream, which would stall the launch of the next batch
+    until the previous one has finished. Pinned sources (capture/prepare.py pins whole batches) are used as
+    they are; the dtype is converted on the device."""
+    dev = torch.device(device)
+    if dev.type != "cuda" or x.device == dev or x.is_cuda:
+        return x.to(dev, dtype) if dtype is not None and x.is_floating_point() else x.to(dev)
+    if not x.is_pinned():
+        x = x.pin_memory()
+    y = x.to(dev, non_blocking=True)
+    return y.to(dtype) if dtype is not None and y.is_floating_point() else y
+
+
+def host_lengths(inputs: dict[str, torch.Tensor], audio_token_id: int) -> dict[str, list[int]] | None:
+    """Per row: mel frames and audio tokens, read from host tensors before they move to the device (read
+    there, every `.tolist()` would wait for the device)."""
+    fmask, ids = inputs.get("feature_attention_mask"), inputs.get("input_ids")
+    if fmask is None or ids is None or fmask.is_cuda or ids.is_cuda:
+        return None
+    return {"n_mel": fmask.sum(-1).tolist(), "n_tok": (ids == audio_token_id).sum(-1).tolist()}
+
+
 class AudioEmbedder:
     """Turns `{input_ids, input_features, feature_attention_mask, ...}` into `{input_ids, inputs_embeds, ...}`.
 
@@ -54,8 +77,12 @@ class AudioEmbedder:
 
     @torch.no_grad()
     def __call__(
-        self, inputs: dict[str, torch.Tensor], row_keys: list[str | None] | None = None
+        self,
+        inputs: dict[str, torch.Tensor],
+        row_keys: list[str | None] | None = None,
+        lengths: dict[str, list[int]] | None = None,
     ) -> dict[str, torch.Tensor]:
+        """`lengths` ({"n_mel", "n_tok"} per row, from `host_lengths`) spares the device round trips."""
         if "input_features" not in inputs:
             return inputs  # a text-only batch (the `drop` negative)
         ids = inputs["input_ids"]
@@ -65,20 +92,25 @@ class AudioEmbedder:
             raise SteerAudioError(f"row_keys has {len(row_keys)} entries for {n} rows")
         # a keyed row's encoder input is fixed by its key and its length; an unkeyed row is its own source
         keys = [f"row:{i}" for i in range(n)]
+        n_mel = lengths["n_mel"] if lengths is not None else fmask.sum(-1).tolist()
         if row_keys is not None and any(k is not None for k in row_keys):
-            n_mel = fmask.sum(-1).tolist()
             keys = [f"row:{i}" if k is None else f"{k}:{int(n_mel[i])}" for i, k in enumerate(row_keys)]
         found = {k: self.memo[k] for k in set(keys) if k in self.memo}
         first = {k: i for i, k in reversed(list(enumerate(keys))) if k not in found}
         if first:
             todo = sorted(first.values())
-            for i, f in zip(todo, self.encode(feats[todo], fmask[todo]), strict=True):
+            if todo == list(range(todo[0], todo[-1] + 1)):  # a slice: no index tensor to copy to the device
+                f_in, m_in = feats[todo[0] : todo[-1] + 1], fmask[todo[0] : todo[-1] + 1]
+            else:
+                f_in, m_in = feats[todo], fmask[todo]
+            encoded = self.encode(f_in, m_in, [int(n_mel[i]) for i in todo])
+            for i, f in zip(todo, encoded, strict=True):
                 found[keys[i]] = f
                 if not keys[i].startswith("row:") and len(self.memo) < self.max_memo:
                     self.memo[keys[i]] = f.clone()  # not a view of the whole batch
         per_row = [found[k] for k in keys]
         audio = ids == self.audio_token_id
-        n_tok = audio.sum(-1).tolist()
+        n_tok = lengths["n_tok"] if lengths is not None else audio.sum(-1).tolist()
         bad = [i for i in range(n) if per_row[i].shape[0] != n_tok[i]]
         if bad:
             i = bad[0]
@@ -91,20 +123,28 @@ class AudioEmbedder:
         out["inputs_embeds"] = emb
         return out
 
-    def encode(self, feats: torch.Tensor, fmask: torch.Tensor) -> list[torch.Tensor]:
+    def encode(
+        self, feats: torch.Tensor, fmask: torch.Tensor, n_mel: list[int] | None = None
+    ) -> list[torch.Tensor]:
         """Projected audio features of each row, [n_tokens_i, d_model], on the clip's own length."""
         self.encoded_rows += feats.shape[0]
-        x, out_len = tower_on_clip_length(self.tower, feats, fmask)
+        x, out_len = tower_on_clip_length(self.tower, feats, fmask, n_mel=n_mel)
         x = self.projector(x)
         return [x[i, : int(out_len[i])] for i in range(x.shape[0])]
 
 
 def tower_on_clip_length(
-    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, bucket: int = BUCKET
+    tower: Any,
+    feats: torch.Tensor,
+    fmask: torch.Tensor,
+    bucket: int = BUCKET,
+    n_mel: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Qwen2-Audio's Whisper encoder (`Qwen2AudioEncoder.forward`, same modules and key mask) run on each
-    batch's longest clip instead of the padded window. Returns ([B, T, d] outputs, [B] valid lengths)."""
-    feat_len, out_len = tower._get_feat_extract_output_lengths(fmask.sum(-1))
+    batch's longest clip instead of the padded window. Returns ([B, T, d] outputs, [B] valid lengths on the
+    host). `n_mel` (mel frames per row, known on the host) avoids reading the lengths back from the device."""
+    lens = torch.tensor(n_mel) if n_mel is not None else fmask.sum(-1).cpu()
+    feat_len, out_len = tower._get_feat_extract_output_lengths(lens)
     m = trimmed_frames(int(feat_len.max()), feats.shape[-1], bucket)
     w = tower.conv1.weight
     x = feats[..., :m].to(device=w.device, dtype=w.dtype)
@@ -112,7 +152,7 @@ def tower_on_clip_length(
     x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
     t = x.shape[1]
     x = x + tower.embed_positions.weight[:t]
-    keep = (torch.arange(t, device=x.device)[None, :] < feat_len.to(x.device)[:, None]).long()
+    keep = host_to_device((torch.arange(t)[None, :] < feat_len[:, None]).long(), x.device)
     mask = create_bidirectional_mask(config=tower.config, inputs_embeds=x, attention_mask=keep)
     for layer in tower.layers:
         x = layer(x, mask)

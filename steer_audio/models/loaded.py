@@ -52,10 +52,9 @@ class LoadedModel:
         """Move model inputs to the model (floating ones to its dtype); remote inputs stay on the CPU."""
         if self.remote:
             return inputs
-        return {
-            k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
-            for k, v in inputs.items()
-        }
+        from .audio_embed import host_to_device
+
+        return {k: host_to_device(v, self.device, self.dtype) for k, v in inputs.items()}
 
     @property
     def uses_fast_audio(self) -> bool:
@@ -66,14 +65,14 @@ class LoadedModel:
     ) -> dict[str, torch.Tensor]:
         """What a trace gets: inputs placed for the model and, on the fast audio path, the audio already
         encoded into `inputs_embeds` (`row_keys` name rows whose encoder output can be reused)."""
-        x = self.inputs_to_device(inputs)
-        if not self.uses_fast_audio:
-            return x
-        if self._embedder is None:
-            from .audio_embed import AudioEmbedder
+        from .audio_embed import AudioEmbedder, host_lengths
 
+        if not self.uses_fast_audio:
+            return self.inputs_to_device(inputs)
+        if self._embedder is None:
             self._embedder = AudioEmbedder(self.lm._module, self.arch, self.name)
-        return self._embedder(x, row_keys)
+        lengths = host_lengths(inputs, self._embedder.audio_token_id)
+        return self._embedder(self.inputs_to_device(inputs), row_keys, lengths)
 
     def final_norm_eps(self) -> float:
         mod = resolve(self.lm._module, self.arch.final_norm, self.name)
