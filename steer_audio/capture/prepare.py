@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from ..data.audio import AudioMissing, load_audio, negative
 from ..data.mmau import Example
 from ..data.prompts import PromptSpec
-from .inputs import Batch, encode
+from .inputs import encode
 
 log = logging.getLogger(__name__)
 
@@ -68,51 +68,19 @@ def prepare_batch(
 
 class Preparer:
     """Prepares batches one ahead of the trace in a worker thread: `submit(chunk)` returns a future of
-    `prepare_batch`'s result. For a CUDA device the batch's tensors come back in pinned host memory, so the
-    trace can copy them without waiting for the batch before it (pageable copies synchronise the stream)."""
+    `prepare_batch`'s result."""
 
     ahead = 1
 
-    def __init__(self, processor: Any, spec: PrepSpec, pin: bool = False) -> None:
-        self.processor, self.spec, self.pin = processor, spec, pin
+    def __init__(self, processor: Any, spec: PrepSpec) -> None:
+        self.processor, self.spec = processor, spec
         self._thread = ThreadPoolExecutor(max_workers=1)
-        self._stream = None
-        fd = spec.feature_device or ""
-        if fd.startswith("cuda"):
-            import torch
-
-            # features computed on the GPU come back to the host with a copy that waits for its stream: on a
-            # stream of their own they wait for themselves only, not for the trace queued on the default one
-            self._stream = torch.cuda.Stream(torch.device(fd))
-
-    def _run(self, chunk: list[Example]) -> tuple[Any, list[tuple[Example, str]]]:
-        if self._stream is not None:
-            import torch
-
-            with torch.cuda.stream(self._stream):
-                b, missing = prepare_batch(self.processor, self.spec, chunk)
-        else:
-            b, missing = prepare_batch(self.processor, self.spec, chunk)
-        if self.pin and b is not None:
-            b = tuple(pin_batch(x) for x in b) if isinstance(b, tuple) else pin_batch(b)
-        return b, missing
 
     def submit(self, chunk: list[Example]) -> Future:
-        return self._thread.submit(self._run, chunk)
+        return self._thread.submit(prepare_batch, self.processor, self.spec, chunk)
 
     def __enter__(self) -> Preparer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._thread.shutdown(cancel_futures=True)
-
-
-def pin_batch(b: Batch) -> Batch:
-    """The batch with every tensor in pinned (page-locked) host memory."""
-    return replace(
-        b,
-        model_inputs={k: v.pin_memory() for k, v in b.model_inputs.items()},
-        audio_mask=b.audio_mask.pin_memory(),
-        cand=b.cand.pin_memory(),
-        cand_valid=b.cand_valid.pin_memory(),
-    )

@@ -17,7 +17,6 @@ from ..data.audio import duration_hint
 from ..data.mmau import Example
 from ..data.prompts import candidate_ids
 from ..errors import SteerAudioError
-from ..models.audio_embed import host_to_device
 from ..models.loaded import LoadedModel
 from ..progress import bar
 from .cache import CaptureCache
@@ -87,7 +86,6 @@ def run_capture(
         audio_token_id=m.geom.audio_token_id,
         feature_device=None if m.remote else m.device,
     )
-    pin = not m.remote and str(m.device).startswith("cuda")
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     st = stats if stats is not None else {}
@@ -120,7 +118,7 @@ def run_capture(
 
     pending: tuple[Any, dict[str, torch.Tensor], Any] | None = None
     t_start = clock()
-    with bar(len(todo), "capture") as p, Preparer(m.processor, spec, pin) as prep:
+    with bar(len(todo), "capture") as p, Preparer(m.processor, spec) as prep:
         queued = deque(prep.submit(c) for c in chunks[: prep.ahead])
         st["start_s"] += clock() - t_start
         try:
@@ -185,8 +183,7 @@ def trace_batch(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None)
     """The capture trace on one encoded batch, inputs placed for the model (local or remote)."""
     dev = m.trace_device
     inputs = m.model_inputs(b.model_inputs, b.row_keys)
-    am, cand = host_to_device(b.audio_mask, dev), host_to_device(b.cand, dev)
-    return capture_trace(m.lm, ev, m.geom, inputs, am, cand, m.remote, ro)
+    return capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
 
 
 def all_candidate_ids(m: LoadedModel, examples: list[Example]) -> list[int]:

@@ -34,20 +34,6 @@ BUCKET = 100
 AUDIO_KEYS = ("input_features", "feature_attention_mask")
 
 
-def host_to_device(x: torch.Tensor, device: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Copy a host tensor to `device` without making the host wait for the kernels already queued there: a
-    CUDA copy from pageable memory synchronises the stream, which would stall the launch of the next batch
-    until the previous one has finished. Pinned sources (capture/prepare.py pins whole batches) are used as
-    they are; the dtype is converted on the device."""
-    dev = torch.device(device)
-    if dev.type != "cuda" or x.device == dev or x.is_cuda:
-        return x.to(dev, dtype) if dtype is not None and x.is_floating_point() else x.to(dev)
-    if not x.is_pinned():
-        x = x.pin_memory()
-    y = x.to(dev, non_blocking=True)
-    return y.to(dtype) if dtype is not None and y.is_floating_point() else y
-
-
 def host_lengths(inputs: dict[str, torch.Tensor], audio_token_id: int) -> dict[str, list[int]] | None:
     """Per row: mel frames and audio tokens, read from host tensors before they move to the device (read
     there, every `.tolist()` would wait for the device)."""
@@ -152,7 +138,7 @@ def tower_on_clip_length(
     x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
     t = x.shape[1]
     x = x + tower.embed_positions.weight[:t]
-    keep = host_to_device((torch.arange(t)[None, :] < feat_len[:, None]).long(), x.device)
+    keep = (torch.arange(t)[None, :] < feat_len[:, None]).long().to(x.device)
     mask = create_bidirectional_mask(config=tower.config, inputs_embeds=x, attention_mask=keep)
     for layer in tower.layers:
         x = layer(x, mask)

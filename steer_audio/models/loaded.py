@@ -52,9 +52,10 @@ class LoadedModel:
         """Move model inputs to the model (floating ones to its dtype); remote inputs stay on the CPU."""
         if self.remote:
             return inputs
-        from .audio_embed import host_to_device
-
-        return {k: host_to_device(v, self.device, self.dtype) for k, v in inputs.items()}
+        return {
+            k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+            for k, v in inputs.items()
+        }
 
     @property
     def uses_fast_audio(self) -> bool:
