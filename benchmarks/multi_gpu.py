@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench-out")))
     ap.add_argument("--smoke-cpu", action="store_true")
+    ap.add_argument("--repeat-check", action="store_true", help="capture twice on one replica and compare")
     a = ap.parse_args()
     from steer_audio.capture.parallel import run_capture_parallel
     from steer_audio.capture.run import all_candidate_ids, cache_key, run_capture
@@ -51,6 +52,14 @@ def main() -> None:
     ends = st1["batch_end"]
     # steady state, measured the same way for one and N processes: first batch end -> last batch end
     one_steady = (len(exs) - a.batch_size) / (ends[-1] - ends[0])
+    again_equal = None
+    if a.repeat_check:  # the same capture again on the same replica: is the single-process run repeatable?
+        again = run_capture(m, exs, a.out / "again", batch_size=a.batch_size, data_sha="b")
+        d0, d0b = one.load([e.id for e in exs]), again.load([e.id for e in exs])
+        again_equal = {k: torch.equal(d0[k], d0b[k]) for k in d0.t}
+        print(
+            f"[RANDOM WEIGHTS] single-process capture repeated on the same replica, equal per key: {again_equal}"
+        )
     del m
     if not cpu:
         torch.cuda.empty_cache()
@@ -82,6 +91,14 @@ def main() -> None:
     ids = [e.id for e in exs]
     d1, d2 = one.load(ids), par.load(ids)
     equal = all(torch.equal(d1[k], d2[k]) for k in d1.t)
+    differ = {
+        k: {
+            "rows": int((d1[k] != d2[k]).reshape(len(ids), -1).any(-1).sum()),
+            "max_abs": float((d1[k].float() - d2[k].float()).abs().nan_to_num().max()),
+        }
+        for k in d1.t
+        if not torch.equal(d1[k], d2[k])
+    }
     res = {
         "note": "RANDOM WEIGHTS (speed only)",
         "card": "cpu" if cpu else torch.cuda.get_device_name(0),
@@ -103,13 +120,15 @@ def main() -> None:
         "speedup_steady": par_steady / one_steady,
         "speedup_wall": t_one / t_par,
         "merged_equals_single": equal,
+        "merged_differs": differ,
+        "single_repeat_equal": again_equal,
     }
     (a.out / "multi_gpu.json").write_text(json.dumps(res, indent=2))
     print(
         f"[RANDOM WEIGHTS] {res['card']} x{a.devices}: single {n / t_one:.1f} pairs/s "
         f"(steady {one_steady:.1f}); parallel steady {par_steady:.1f} pairs/s ({par_steady / one_steady:.2f}x); "
         f"incl. each worker's cold first batch {n / worst:.1f} pairs/s ({t_one / worst:.2f}x); wall incl. "
-        f"spawn+load {t_par:.1f} s ({t_one / t_par:.2f}x); merged cache == single-process cache: {equal}",
+        f"spawn+load {t_par:.1f} s ({t_one / t_par:.2f}x); merged cache == single-process cache: {equal} {differ or ''}",
         flush=True,
     )
 
