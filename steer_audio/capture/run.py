@@ -149,12 +149,12 @@ def run_capture(
                 else:
                     out = trace_batch(m, ev, b, ro)
                 # the kernels are queued: copy the results to (pinned) host memory without waiting for them
-                on_cuda = any(v.is_cuda for v in out.values())
+                cuda_dev = next((v.device for v in out.values() if v.is_cuda), None)
                 out = {k_: v.to("cpu", non_blocking=True) for k_, v in out.items()}
                 done = None
-                if on_cuda:
+                if cuda_dev is not None:  # on the outputs' device: the current one may be another GPU
                     done = torch.cuda.Event()
-                    done.record()
+                    done.record(torch.cuda.current_stream(cuda_dev))
                 t2 = clock()
                 st["launch_s"] += t2 - t1
                 st["trace_s"] += t2 - t1
