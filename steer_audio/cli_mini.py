@@ -121,6 +121,10 @@ def train_mini(
     steps: Annotated[int, typer.Option("--steps", min=1)] = 300,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     lr: Annotated[float, typer.Option("--lr", min=0.0)] = 2e-3,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, help="linear warm-up steps before the cosine")
+    ] = 10,
+    clip: Annotated[float, typer.Option("--clip", min=0.0, help="gradient-norm clipping (0: off)")] = 0.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     loss: Annotated[
         str, typer.Option("--loss", help="choices: softmax over the candidate tokens; vocab: full vocabulary")
@@ -157,6 +161,8 @@ def train_mini(
         steps=steps,
         batch_size=batch_size,
         lr=lr,
+        warmup=warmup,
+        clip=clip,
         seed=seed,
         threads=threads,
         loss=loss,

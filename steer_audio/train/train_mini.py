@@ -45,6 +45,7 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 2e-3
     warmup: int = 10
+    clip: float = 0.0  # gradient-norm clipping (0: off, the committed step-1200 recipe)
     seed: int = 0
     checkpoint_every: int = 10
     eval_every: int = 100
@@ -375,7 +376,9 @@ def train(
     if resume and state_path.is_file():
         prev = json.loads(state_path.read_text())
         mutable = {"steps", "eval_every", "checkpoint_every", "threads", "lr"}
-        changed = {k for k, v in asdict(cfg).items() if prev["config"].get(k) != v}
+        # a setting a run saved before it existed counts as its default
+        defaults = asdict(TrainConfig())
+        changed = {k for k, v in asdict(cfg).items() if prev["config"].get(k, defaults[k]) != v}
         if changed - mutable:
             raise TrainError(
                 f"--resume with a different configuration ({', '.join(sorted(changed - mutable))})"
@@ -384,7 +387,7 @@ def train(
             prev.setdefault("schedule_changes", []).append(
                 {
                     "at_step": prev["step"],
-                    "from": {k: prev["config"][k] for k in changed},
+                    "from": {k: prev["config"].get(k, defaults[k]) for k in changed},
                     "to": {k: asdict(cfg)[k] for k in changed},
                 }
             )
@@ -450,6 +453,8 @@ def train(
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.clip > 0:
+                torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.clip)
             opt.step()
             state["step"] = step + 1
             state.setdefault("losses", []).append(round(float(loss.detach()), 4))
