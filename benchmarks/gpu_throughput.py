@@ -96,27 +96,30 @@ def enc_positions(fmask: torch.Tensor, window_pos: int) -> int:
 
 def e2e(m, args, res: dict, cuda: bool) -> None:
     """End to end: run_capture (audio loading, negatives, features, trace, shard writes) at 10 s."""
-    from steer_audio.capture.run import run_capture
+    from steer_audio.capture.run import STAT_KEYS, run_capture
 
     e2e_exs, _ = examples(256 if cuda else 16, [10.0 if cuda else 2.0], seed=7)
     warm_exs, _ = examples(16, [10.0 if cuda else 2.0], seed=8)
     run_capture(m, warm_exs, args.out / "warm", batch_size=16, data_sha="w")
     sync()
-    t = time.time()
-    st: dict = {}
-    run_capture(m, e2e_exs, args.out / "e2e", batch_size=16, data_sha="e2e", stats=st)
-    sync()
-    res["capture_end_to_end_10s_b16_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
-    res["capture_end_to_end_time_split_s"] = {
-        k: st[k] for k in ("start_s", "wait_s", "launch_s", "sync_s", "trace_s", "write_s")
-    }
-    log(
-        f"end-to-end run_capture (features on {'GPU' if cuda else 'CPU'}, shards written), 10 s, batch 16: "
-        f"{res['capture_end_to_end_10s_b16_pairs_per_s']:.1f} pairs/s; wall split: "
-        f"starting {st['start_s']:.2f} s, waiting for the next "
-        f"prepared batch {st['wait_s']:.2f} s, trace {st['trace_s']:.2f} s (launch {st['launch_s']:.2f} s + "
-        f"waiting for the device {st['sync_s']:.2f} s), shard writes {st['write_s']:.2f} s (overlap the device)"
-    )
+
+    def timed(bs: int) -> dict:
+        """Pairs/s of one capture of the same clips into a fresh cache, and its wall-time split."""
+        st: dict = {}
+        t = time.time()
+        run_capture(m, e2e_exs, args.out / f"e2e{bs}", batch_size=bs, data_sha=f"e2e{bs}", stats=st)
+        sync()
+        res[f"capture_end_to_end_10s_b{bs}_pairs_per_s"] = pps = len(e2e_exs) / (time.time() - t)
+        res[f"capture_end_to_end_b{bs}_time_split_s"] = {k: st[k] for k in STAT_KEYS}
+        log(
+            f"end-to-end run_capture (features on {'GPU' if cuda else 'CPU'}, shards written), 10 s, batch {bs}: "
+            f"{pps:.1f} pairs/s; wall split: waiting for the next prepared batch {st['wait_s']:.2f} s, trace "
+            f"{st['trace_s']:.2f} s (launch {st['launch_s']:.2f} s + waiting for the device {st['sync_s']:.2f} s), "
+            f"shard writes {st['write_s']:.2f} s (overlap the device)"
+        )
+        return st
+
+    timed(16)
     if cuda:  # which lines make the host wait for the device during a capture (CUDA sync debug mode)
         import collections
         import warnings
@@ -132,16 +135,7 @@ def e2e(m, args, res: dict, cuda: bool) -> None:
         )
         res["capture_sync_points_3_batches"] = dict(where)
         log(f"synchronising CUDA calls during a 3-batch capture (file:line -> count): {dict(where)}")
-    if cuda:  # the same at batch 32 (same clips, a fresh cache)
-        t = time.time()
-        st32: dict = {}
-        run_capture(m, e2e_exs, args.out / "e2e32", batch_size=32, data_sha="e2e32", stats=st32)
-        sync()
-        res["capture_end_to_end_10s_b32_pairs_per_s"] = len(e2e_exs) / (time.time() - t)
-        log(
-            f"end-to-end run_capture, 10 s, batch 32: {res['capture_end_to_end_10s_b32_pairs_per_s']:.1f} pairs/s "
-            f"(launch {st32['launch_s']:.2f} s, waiting for the device {st32['sync_s']:.2f} s)"
-        )
+        timed(32)
 
 
 def main() -> None:

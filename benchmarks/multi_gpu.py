@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--repeat-check", action="store_true", help="capture twice on one replica and compare")
     a = ap.parse_args()
     from steer_audio.capture.parallel import run_capture_parallel
-    from steer_audio.capture.run import all_candidate_ids, cache_key, run_capture
+    from steer_audio.capture.run import STAT_KEYS, all_candidate_ids, cache_key, run_capture
     from steer_audio.models import loaded
 
     cpu = a.smoke_cpu
@@ -108,7 +108,7 @@ def main() -> None:
         "single_capture_s": t_one,
         "single_pairs_per_s": n / t_one,
         "single_pairs_per_s_steady": one_steady,
-        "single_time_split_s": {k: st1[k] for k in ("wait_s", "launch_s", "sync_s", "trace_s", "write_s")},
+        "single_time_split_s": {k: st1[k] for k in STAT_KEYS},
         "parallel_wall_s_incl_spawn_and_load": t_par,
         "parallel_workers": timings,
         "parallel_capture_s_slowest_worker": worst,

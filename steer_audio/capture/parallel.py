@@ -30,7 +30,7 @@ def _worker(
 
     from ..io import write_json
     from ..models import loaded
-    from .run import run_capture
+    from .run import STAT_KEYS, run_capture
 
     t0 = time.perf_counter()
     m = loaded.load(device=device, **load_kw)
@@ -56,7 +56,7 @@ def _worker(
         "first_batch_end": ends[0] if ends else None,
         "last_batch_end": ends[-1] if ends else None,
         "batch_end": ends,
-        **{k_: stats[k_] for k_ in ("wait_s", "launch_s", "sync_s", "trace_s", "write_s") if k_ in stats},
+        **{k_: stats[k_] for k_ in STAT_KEYS if k_ in stats},
     }
     write_json(Path(out).parent / f"timing-worker-{k}.json", timing)
 

@@ -1,10 +1,9 @@
-"""Host-side preparation of capture batches: audio, negatives, prompts, tokens and log-mel features, one
-batch ahead of the trace in a worker thread (`Preparer`)."""
+"""Host-side preparation of capture batches: audio, negatives, prompts, tokens and log-mel features
+(`run_capture` runs it one batch ahead of the trace in a worker thread)."""
 
 from __future__ import annotations
 
-import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +13,6 @@ from ..data.audio import AudioMissing, load_audio, negative
 from ..data.mmau import Example
 from ..data.prompts import PromptSpec
 from .inputs import encode
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,8 +29,6 @@ class PrepSpec:
 
 
 def neg_seed(seed: int, ex_id: str) -> int:
-    import zlib
-
     return (seed * 1_000_003 + zlib.crc32(ex_id.encode())) & 0x7FFFFFFF
 
 
@@ -64,23 +59,3 @@ def prepare_batch(
         for w, ex in zip(wavs, ok, strict=True)
     ]
     return encode(processor, ok, wavs, negs, spec.prompt, tok_id, fd), missing
-
-
-class Preparer:
-    """Prepares batches one ahead of the trace in a worker thread: `submit(chunk)` returns a future of
-    `prepare_batch`'s result."""
-
-    ahead = 1
-
-    def __init__(self, processor: Any, spec: PrepSpec) -> None:
-        self.processor, self.spec = processor, spec
-        self._thread = ThreadPoolExecutor(max_workers=1)
-
-    def submit(self, chunk: list[Example]) -> Future:
-        return self._thread.submit(prepare_batch, self.processor, self.spec, chunk)
-
-    def __enter__(self) -> Preparer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.shutdown(cancel_futures=True)

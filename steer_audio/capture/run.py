@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,13 @@ from ..models.loaded import LoadedModel
 from ..progress import bar
 from .cache import CaptureCache
 from .inputs import MAX_OPTIONS
-from .prepare import Preparer, PrepSpec
+from .prepare import PrepSpec, prepare_batch
 from .trace import capture_trace, envoys
 
 log = logging.getLogger(__name__)
+
+#: the wall-time split `run_capture` accumulates into `stats` (seconds)
+STAT_KEYS = ("wait_s", "launch_s", "sync_s", "trace_s", "write_s")
 
 
 def cache_key(m: LoadedModel, data_sha: str | None, negative_kind: str, seed: int) -> dict[str, Any]:
@@ -52,12 +55,11 @@ def run_capture(
 ) -> CaptureCache:
     """Capture `examples` into `out_dir` (resuming what is there).
 
-    Three stages overlap: a worker thread (capture/prepare.py) prepares batch k+1 (audio, negatives, tokens,
-    features) while the host launches batch k's trace and then, while the device computes it, writes batch k-1's shard.
-    `stats`, if given, receives where the wall time went: starting the preparation thread (start_s), waiting
-    for the prepared batch (wait_s), launching
-    the trace (launch_s), waiting for the device's results (sync_s; trace_s = launch_s + sync_s), the shard
-    writes (write_s), and each batch's end time (batch_end)."""
+    Three stages overlap: a worker thread prepares batch k+1 (capture/prepare.py: audio, negatives, tokens,
+    features) while the host launches batch k's trace and then, while the device computes it, writes batch
+    k-1's shard. `stats`, if given, receives where the wall time went (STAT_KEYS): waiting for the prepared
+    batch (wait_s), launching the trace (launch_s), waiting for the device's results (sync_s;
+    trace_s = launch_s + sync_s), the shard writes (write_s); and each batch's end time (batch_end)."""
     if batch_size < 1:
         raise SteerAudioError("--batch-size must be at least 1")
     cache = CaptureCache(out_dir)
@@ -89,11 +91,10 @@ def run_capture(
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     st = stats if stats is not None else {}
-    for k_ in ("start_s", "wait_s", "launch_s", "sync_s", "trace_s", "write_s"):
+    for k_ in STAT_KEYS:
         st.setdefault(k_, 0.0)
     st.setdefault("batch_end", [])
     clock = time.perf_counter
-    readout = {"need": need_readout, "asked": False}
 
     def finish(pend: tuple[Any, dict[str, torch.Tensor], Any]) -> None:
         """Wait for a launched batch's results and write its shard (runs after the next batch is launched, so
@@ -104,12 +105,10 @@ def run_capture(
             done.synchronize()
         t1 = clock()
         st["sync_s"] += t1 - t0
-        st["trace_s"] += t1 - t0
-        if readout["need"] and "readout_w" in out:
+        if "readout_w" in out:
             cache.save_readout(
                 readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind
             )
-            readout["need"] = False
         cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
         p.advance(len(b.ids))
         t2 = clock()
@@ -117,16 +116,14 @@ def run_capture(
         st["batch_end"].append(t2)
 
     pending: tuple[Any, dict[str, torch.Tensor], Any] | None = None
-    t_start = clock()
-    with bar(len(todo), "capture") as p, Preparer(m.processor, spec) as prep:
-        queued = deque(prep.submit(c) for c in chunks[: prep.ahead])
-        st["start_s"] += clock() - t_start
+    with bar(len(todo), "capture") as p, ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = pool.submit(prepare_batch, m.processor, spec, chunks[0]) if chunks else None
         try:
             for k in range(len(chunks)):
                 t0 = clock()
-                b, missing = queued.popleft().result()
-                if k + prep.ahead < len(chunks):
-                    queued.append(prep.submit(chunks[k + prep.ahead]))
+                b, missing = nxt.result()  # type: ignore[union-attr]
+                if k + 1 < len(chunks):
+                    nxt = pool.submit(prepare_batch, m.processor, spec, chunks[k + 1])
                 t1 = clock()
                 st["wait_s"] += t1 - t0
                 for ex, why in missing:
@@ -135,9 +132,8 @@ def run_capture(
                     p.advance(1)
                 if b is None:
                     continue
-                ro = None
-                if readout["need"] and not readout["asked"]:  # the lm_head rows, read once by the first trace
-                    ro, readout["asked"] = torch.tensor(readout_ids), True
+                # the lm_head rows steering needs, read once, by the first trace
+                ro, need_readout = (torch.tensor(readout_ids) if need_readout else None), False
                 if isinstance(b, tuple):  # `drop`: audio rows and no-audio rows were traced separately
                     out_a, out_n = trace_batch(m, ev, b[0], ro), trace_batch(m, ev, b[1], None)
                     out = {k_: torch.cat([v, out_n[k_]]) if k_ in out_n else v for k_, v in out_a.items()}
@@ -155,9 +151,7 @@ def run_capture(
                 if cuda_dev is not None:  # on the outputs' device: the current one may be another GPU
                     done = torch.cuda.Event()
                     done.record(torch.cuda.current_stream(cuda_dev))
-                t2 = clock()
-                st["launch_s"] += t2 - t1
-                st["trace_s"] += t2 - t1
+                st["launch_s"] += clock() - t1
                 if pending is not None:
                     prev, pending = pending, None
                     finish(prev)
@@ -170,6 +164,7 @@ def run_capture(
             raise
         if pending is not None:
             finish(pending)
+    st["trace_s"] = st["launch_s"] + st["sync_s"]
     return cache
 
 

@@ -85,11 +85,7 @@ class AudioEmbedder:
         first = {k: i for i, k in reversed(list(enumerate(keys))) if k not in found}
         if first:
             todo = sorted(first.values())
-            if todo == list(range(todo[0], todo[-1] + 1)):  # a slice: no index tensor to copy to the device
-                f_in, m_in = feats[todo[0] : todo[-1] + 1], fmask[todo[0] : todo[-1] + 1]
-            else:
-                f_in, m_in = feats[todo], fmask[todo]
-            encoded = self.encode(f_in, m_in, [int(n_mel[i]) for i in todo])
+            encoded = self.encode(feats[todo], fmask[todo], [int(n_mel[i]) for i in todo])
             for i, f in zip(todo, encoded, strict=True):
                 found[keys[i]] = f
                 if not keys[i].startswith("row:") and len(self.memo) < self.max_memo:
