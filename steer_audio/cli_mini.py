@@ -134,6 +134,7 @@ def train_mini(
     ] = 100,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (fp32 everywhere)")] = "cpu",
     export: Annotated[
         Path | None, typer.Option("--export", help="also copy projector.safetensors + recipe.json here")
     ] = None,
@@ -167,6 +168,7 @@ def train_mini(
         threads=threads,
         loss=loss,
         eval_every=eval_every,
+        device=device,
     )
     try:
         recipe = train(data_dir, out, cfg, resume=resume, cache_dir=cache_dir)
@@ -202,6 +204,7 @@ def eval_mini(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="first N base items per template (all twins)")
     ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (fp32 everywhere)")] = "cpu",
     cache_dir: CacheOpt = None,
 ) -> None:
     """First-token accuracy and prior-follow of mini on listen-bench, per condition and task."""
@@ -220,7 +223,14 @@ def eval_mini(
     w = weights if weights is not None else ASSETS_DIR / PROJECTOR_FILE
     try:
         preds, summary = evaluate(
-            data_dir, w, split=split, cache_dir=cache_dir, work=out, threads=threads, limit=limit
+            data_dir,
+            w,
+            split=split,
+            cache_dir=cache_dir,
+            work=out,
+            threads=threads,
+            limit=limit,
+            device=device,
         )
     except (TrainError, MiniSetupError) as e:
         typer.echo(f"error: {e}", err=True)

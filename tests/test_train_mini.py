@@ -41,3 +41,41 @@ def test_candidate_logits_equal_full_vocabulary_logits_and_gradient() -> None:
     torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(proj.grad, g_ref, rtol=1e-4, atol=1e-6)
     assert g_ref.abs().sum() > 0  # the audio features reach the loss
+
+
+def test_resolve_device_accepts_cpu_and_refuses_unknown_or_absent_devices() -> None:
+    import pytest
+
+    from steer_audio.train.train_mini import TrainError, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(TrainError, match="unknown device"):
+        resolve_device("gpu0")
+    with pytest.raises(TrainError, match="unsupported device"):
+        resolve_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainError, match="no CUDA device"):
+            resolve_device("cuda")
+    else:
+        with pytest.raises(TrainError, match="only"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_train_mini_cli_refuses_an_absent_device_with_one_message(tmp_path) -> None:
+    import pytest
+    from typer.testing import CliRunner
+
+    from steer_audio.cli import app
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "listen-bench.json").write_text("[]")
+    r = CliRunner().invoke(
+        app, ["train-mini", "--data", str(bench), "--out", str(tmp_path / "run"), "--device", "cuda"]
+    )
+    assert r.exit_code == 1
+    assert "no CUDA device" in r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "run" / "state.json").exists()

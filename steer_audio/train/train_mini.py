@@ -52,6 +52,26 @@ class TrainConfig:
     eval_items: int = 40  # calibration base items per probe (neutral + misleading)
     threads: int = 2
     loss: str = "choices"  # "choices": softmax over the item's candidate tokens; "vocab": full vocabulary
+    device: str = "cpu"  # where the model runs ("cpu", "cuda", "cuda:1"); fp32 on every device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``name`` as a torch device, with one clear error if it is unknown or not present here."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise TrainError(f"unknown device {name!r} (cpu, cuda, cuda:N)") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError(f"device {name!r} asked for, but this torch sees no CUDA device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise TrainError(f"device {name!r} asked for, but only {torch.cuda.device_count()} CUDA devices")
+        # fp32 means fp32 here too: no TF32 in the encoder's convolutions or in matmuls
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    elif dev.type != "cpu":
+        raise TrainError(f"unsupported device {name!r} (cpu, cuda, cuda:N)")
+    return dev
 
 
 class TrainError(RuntimeError):
@@ -85,9 +105,13 @@ def encode_audio(model: object, processor: object, waves: Sequence[np.ndarray]) 
         return_tensors="pt",
     )
     tower = model.model.audio_tower  # type: ignore[attr-defined]
+    dev = tower.conv1.weight.device
     with torch.no_grad():
-        h, out_len = tower_on_clip_length(tower, feats["input_features"], feats["attention_mask"])
-    return [h[i, : int(out_len[i])].float().clone() for i in range(h.shape[0])]
+        h, out_len = tower_on_clip_length(
+            tower, feats["input_features"].to(dev), feats["attention_mask"].to(dev)
+        )
+    h = h.float().cpu()  # the cache lives on the host (safetensors), one copy per batch
+    return [h[i, : int(out_len[i])].clone() for i in range(h.shape[0])]
 
 
 def build_encoder_cache(
@@ -162,6 +186,7 @@ def last_hidden(model: object, ids: Sequence[Sequence[int]], feats: Sequence[tor
     audio-tower outputs."""
     m = model.model  # type: ignore[attr-defined]
     audio_id = model.config.audio_token_id  # type: ignore[attr-defined]
+    dev = m.multi_modal_projector.linear.weight.device
     width = max(len(x) for x in ids)
     pad = 0
     inp = torch.full((len(ids), width), pad, dtype=torch.long)
@@ -169,8 +194,9 @@ def last_hidden(model: object, ids: Sequence[Sequence[int]], feats: Sequence[tor
     for i, x in enumerate(ids):
         inp[i, width - len(x) :] = torch.tensor(x)
         att[i, width - len(x) :] = 1
+    inp, att = inp.to(dev), att.to(dev)
     emb = m.language_model.get_input_embeddings()(inp)
-    proj = m.multi_modal_projector(torch.cat(list(feats), 0).to(emb.dtype))
+    proj = m.multi_modal_projector(torch.cat(list(feats), 0).to(device=dev, dtype=emb.dtype))
     mask = (inp == audio_id).unsqueeze(-1)
     if int(mask.sum()) != proj.shape[0]:
         raise TrainError(f"{int(mask.sum())} audio tokens but {proj.shape[0]} audio features")
@@ -192,7 +218,7 @@ def candidate_logits(
     head = model.lm_head  # type: ignore[attr-defined]
     if getattr(head, "bias", None) is not None:
         raise TrainError("candidate_logits assumes an lm_head without bias")
-    return torch.einsum("bd,bkd->bk", h, head.weight[cands])
+    return torch.einsum("bd,bkd->bk", h, head.weight[cands.to(h.device)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,9 +278,10 @@ def predict(
             ids = [prompts.ids(r, f.shape[0]) for r, f in zip(chunk, fs, strict=True)]
             logits = last_logits(model, ids, fs)
             logp = torch.log_softmax(logits.float(), -1)
-            for r, lp in zip(chunk, logp, strict=True):
-                cids = prompts.choice_ids(r)
-                scores = [float(lp[c]) for c in cids]
+            cand = [prompts.choice_ids(r) for r in chunk]
+            # one host copy per batch: the candidates' log-probabilities only
+            picked = [logp[j, c].tolist() for j, c in enumerate(cand)]
+            for r, scores in zip(chunk, picked, strict=True):
                 pred = r["choices"][int(np.argmax(scores))]
                 out.append(
                     {
@@ -298,12 +325,12 @@ def summarize(preds: Sequence[dict], by: str | None = None) -> dict[str, dict[st
 def _save_checkpoint(out: Path, model: object, opt: torch.optim.Optimizer, state: dict) -> None:
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().clone() for k, v in _projector_params(model).items()}
+    tensors = {k: v.detach().cpu().clone() for k, v in _projector_params(model).items()}
     for k, p in _projector_params(model).items():
         st = opt.state.get(p, {})
         for name in ("exp_avg", "exp_avg_sq"):
             if name in st:
-                tensors[f"adam.{name}.{k}"] = st[name].clone()
+                tensors[f"adam.{name}.{k}"] = st[name].cpu().clone()
     tmp = out / (CHECKPOINT + ".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(out / CHECKPOINT)
@@ -336,6 +363,7 @@ def train(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from safetensors.torch import load_file, save_file
 
+    dev = resolve_device(cfg.device)  # before anything is read or written
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     con = console if console is not None else Console(stderr=True)
@@ -358,6 +386,7 @@ def train(
         raise TrainError(f"unknown loss {cfg.loss!r} (choices or vocab)")
 
     model, processor = assemble.build_mini(cache_dir)
+    model.to(dev)
     params = _projector_params(model)
     for p in params.values():
         p.requires_grad_(True)
@@ -375,7 +404,7 @@ def train(
     }
     if resume and state_path.is_file():
         prev = json.loads(state_path.read_text())
-        mutable = {"steps", "eval_every", "checkpoint_every", "threads", "lr"}
+        mutable = {"steps", "eval_every", "checkpoint_every", "threads", "lr", "device"}
         # a setting a run saved before it existed counts as its default
         defaults = asdict(TrainConfig())
         changed = {k for k, v in asdict(cfg).items() if prev["config"].get(k, defaults[k]) != v}
@@ -403,8 +432,8 @@ def train(
             if f"adam.exp_avg.{k}" in ck:
                 opt.state[p] = {
                     "step": torch.tensor(float(prev["step"])),
-                    "exp_avg": ck[f"adam.exp_avg.{k}"],
-                    "exp_avg_sq": ck[f"adam.exp_avg_sq.{k}"],
+                    "exp_avg": ck[f"adam.exp_avg.{k}"].to(dev),
+                    "exp_avg_sq": ck[f"adam.exp_avg_sq.{k}"].to(dev),
                 }
         state = prev
         log.info("resuming at step %d", state["step"])
@@ -439,13 +468,13 @@ def train(
             fs = [feats[_audio_key(data_dir, r)] for r, _ in batch]
             ids = [prompts.ids(r, f.shape[0]) for (r, _), f in zip(batch, fs, strict=True)]
             cands = torch.tensor([prompts.choice_ids(r) for r, _ in batch])
-            tpos = torch.tensor([r["choices"].index(t) for r, t in batch])
+            tpos = torch.tensor([r["choices"].index(t) for r, t in batch], device=dev)
             for gp in opt.param_groups:
                 gp["lr"] = _lr(cfg, step)
             if cfg.loss == "vocab":
                 logits = last_logits(model, ids, fs)
                 loss = torch.nn.functional.cross_entropy(
-                    logits.float(), cands[torch.arange(len(batch)), tpos]
+                    logits.float(), cands.to(dev)[torch.arange(len(batch), device=dev), tpos]
                 )
             else:
                 loss = torch.nn.functional.cross_entropy(
@@ -472,7 +501,7 @@ def train(
                 )
             if state["step"] % cfg.checkpoint_every == 0 or state["step"] == cfg.steps:
                 _save_checkpoint(out, model, opt, state)
-    final = {k: v.detach().clone().contiguous() for k, v in params.items()}
+    final = {k: v.detach().cpu().clone().contiguous() for k, v in params.items()}
     recipe = {
         "model": "mini (Whisper-base encoder + Gemma-3-270M in Qwen2AudioForConditionalGeneration)",
         "trained": sorted(final),
@@ -511,6 +540,8 @@ def _check_equivalence(
     wave = _load_wave(data_dir, row["audio_id"])
     text = processor.apply_chat_template(lb.conversation(row), add_generation_prompt=True, tokenize=False)  # type: ignore[attr-defined]
     inputs = processor(text=text, audio=[wave], sampling_rate=assemble.SAMPLING_RATE, return_tensors="pt")  # type: ignore[operator]
+    dev = model.model.multi_modal_projector.linear.weight.device  # type: ignore[attr-defined]
+    inputs = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
     with torch.no_grad():
         ref = assemble.last_position_logits(model, **inputs)
         f = feats[_audio_key(data_dir, row)]
@@ -533,6 +564,7 @@ def evaluate(
     threads: int = 2,
     console: Any = None,
     limit: int | None = None,
+    device: str = "cpu",
 ) -> tuple[list[dict], dict]:
     """First-token predictions of a trained mini on one split (all four conditions).
 
@@ -541,6 +573,7 @@ def evaluate(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    dev = resolve_device(device)
     torch.set_num_threads(threads)
     con = console if console is not None else Console(stderr=True)
     rows = lb.load_items(Path(data_dir), split=split)
@@ -554,6 +587,7 @@ def evaluate(
         rows = [r for r in rows if r["twin_of"] in kept]
     model, processor = assemble.build_mini(cache_dir)
     assemble.load_trained_weights(model, Path(weights))
+    model.to(dev)
     work = Path(work) if work is not None else Path(data_dir)
     work.mkdir(parents=True, exist_ok=True)
     prompts = PromptCache(processor)
