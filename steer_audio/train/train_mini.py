@@ -518,6 +518,7 @@ def train(
         "history": state["history"],
         "schedule_changes": state.get("schedule_changes", []),
         "final_loss_mean_last20": float(np.mean(state.get("losses", [float("nan")])[-20:])),
+        "hardware": _hardware(dev),
     }
     tmp = out / (assemble.PROJECTOR_FILE + ".tmp")
     save_file(final, str(tmp), metadata={"recipe": "recipe.json"})
@@ -526,6 +527,25 @@ def train(
     (out / (assemble.RECIPE_FILE + ".tmp")).replace(out / assemble.RECIPE_FILE)
     recipe["projector_sha256"] = sha256_file(out / assemble.PROJECTOR_FILE)
     return recipe
+
+
+def _hardware(dev: torch.device) -> dict[str, str]:
+    """Where the last invocation ran (a GPU run is not bit-reproducible; the card belongs in the record)."""
+    import platform
+
+    import transformers
+
+    name = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else (platform.processor() or platform.machine())
+    )
+    return {
+        "device": str(dev),
+        "name": name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
 
 
 def _check_equivalence(
