@@ -12,6 +12,8 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
+from steer_audio.train.train_mini import summarize
+
 CONDS = ("neutral", "misleading", "consistent", "silence")
 
 
@@ -20,14 +22,9 @@ def _base(p: dict) -> str:
 
 
 def _cells(rows: list[dict]) -> list[str]:
-    out = []
-    by = {c: [p for p in rows if p["condition"] == c] for c in CONDS}
-    for c in CONDS:
-        g = by[c]
-        out.append(f"{sum(p['correct'] for p in g) / len(g):.3f} (n={len(g)})" if g else "–")
-    for c in ("misleading", "silence"):
-        fol = [p["followed_prior"] for p in by[c] if p["followed_prior"] is not None]
-        out.append(f"{sum(fol) / len(fol):.3f}" if fol else "–")
+    s = summarize(rows)  # per condition: n, accuracy, prior_follow
+    out = [f"{s[c]['accuracy']:.3f} (n={s[c]['n']})" if c in s else "–" for c in CONDS]
+    out += [f"{s[c]['prior_follow']:.3f}" if c in s else "–" for c in ("misleading", "silence")]
     return out
 
 

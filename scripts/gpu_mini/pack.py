@@ -19,7 +19,6 @@ Usage: python scripts/gpu_mini/pack.py [--chunk-mib 60]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import shutil
@@ -82,7 +81,7 @@ def main() -> None:
             raise SystemExit("tar | zstd failed")
     parts = sorted(p for p in a.out.iterdir() if p.name.startswith("part-"))
     index = {
-        "parts": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in parts},
+        "parts": {p.name: sha256_file(p) for p in parts},
         "gemma_sha256": man["files"][assemble.GEMMA_WEIGHTS],
         "bench_json_sha256": lb.dataset_sha256(a.bench),
     }

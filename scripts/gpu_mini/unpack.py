@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import tarfile
 import time
@@ -25,30 +26,19 @@ def main() -> None:
     a = ap.parse_args()
     t0 = time.time()
     index = json.loads((a.stash / "index.json").read_text())
-    parts = [a.stash / n for n in sorted(index["parts"])]
-    for p in parts:
-        if hashlib.sha256(p.read_bytes()).hexdigest() != index["parts"][p.name]:
-            raise SystemExit(f"chunk {p.name}: sha256 mismatch")
+    blob = bytearray()
+    for name in sorted(index["parts"]):  # read each chunk once: hash it, then keep it for the unpacking
+        chunk = (a.stash / name).read_bytes()
+        if hashlib.sha256(chunk).hexdigest() != index["parts"][name]:
+            raise SystemExit(f"chunk {name}: sha256 mismatch")
+        blob += chunk
     import zstandard
 
-    class Cat:
-        def __init__(self, paths: list[Path]) -> None:
-            self.files = [open(p, "rb") for p in paths]
-
-        def read(self, n: int = -1) -> bytes:
-            out = b""
-            while self.files and (n < 0 or len(out) < n):
-                b = self.files[0].read(-1 if n < 0 else n - len(out))
-                if not b:
-                    self.files.pop(0).close()
-                    continue
-                out += b
-            return out
-
     a.dest.mkdir(parents=True, exist_ok=True)
-    with zstandard.ZstdDecompressor().stream_reader(Cat(parts)) as r:  # type: ignore[arg-type]
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)) as r:
         with tarfile.open(fileobj=r, mode="r|") as tf:
             tf.extractall(a.dest, filter="data")
+    del blob
     print(f"unpacked in {time.time() - t0:.1f} s", flush=True)
 
     from steer_audio.bench import listen_bench as lb

@@ -78,6 +78,11 @@ class TrainError(RuntimeError):
     pass
 
 
+def _device(model: object) -> torch.device:
+    """The device the (single-device) model lives on."""
+    return model.model.multi_modal_projector.linear.weight.device  # type: ignore[attr-defined]
+
+
 # ----------------------------------------------------------------------------------------------
 # encoder cache
 
@@ -105,7 +110,7 @@ def encode_audio(model: object, processor: object, waves: Sequence[np.ndarray]) 
         return_tensors="pt",
     )
     tower = model.model.audio_tower  # type: ignore[attr-defined]
-    dev = tower.conv1.weight.device
+    dev = _device(model)
     with torch.no_grad():
         h, out_len = tower_on_clip_length(
             tower, feats["input_features"].to(dev), feats["attention_mask"].to(dev)
@@ -186,7 +191,7 @@ def last_hidden(model: object, ids: Sequence[Sequence[int]], feats: Sequence[tor
     audio-tower outputs."""
     m = model.model  # type: ignore[attr-defined]
     audio_id = model.config.audio_token_id  # type: ignore[attr-defined]
-    dev = m.multi_modal_projector.linear.weight.device
+    dev = _device(model)
     width = max(len(x) for x in ids)
     pad = 0
     inp = torch.full((len(ids), width), pad, dtype=torch.long)
@@ -279,7 +284,7 @@ def predict(
             logits = last_logits(model, ids, fs)
             logp = torch.log_softmax(logits.float(), -1)
             cand = [prompts.choice_ids(r) for r in chunk]
-            # one host copy per batch: the candidates' log-probabilities only
+            # only the candidates' log-probabilities leave the device (a few values per row)
             picked = [logp[j, c].tolist() for j, c in enumerate(cand)]
             for r, scores in zip(chunk, picked, strict=True):
                 pred = r["choices"][int(np.argmax(scores))]
@@ -467,14 +472,14 @@ def train(
             batch = sample_batch(twins, cfg, step)
             fs = [feats[_audio_key(data_dir, r)] for r, _ in batch]
             ids = [prompts.ids(r, f.shape[0]) for (r, _), f in zip(batch, fs, strict=True)]
-            cands = torch.tensor([prompts.choice_ids(r) for r, _ in batch])
+            cands = torch.tensor([prompts.choice_ids(r) for r, _ in batch], device=dev)
             tpos = torch.tensor([r["choices"].index(t) for r, t in batch], device=dev)
             for gp in opt.param_groups:
                 gp["lr"] = _lr(cfg, step)
             if cfg.loss == "vocab":
                 logits = last_logits(model, ids, fs)
                 loss = torch.nn.functional.cross_entropy(
-                    logits.float(), cands.to(dev)[torch.arange(len(batch), device=dev), tpos]
+                    logits.float(), cands[torch.arange(len(batch), device=dev), tpos]
                 )
             else:
                 loss = torch.nn.functional.cross_entropy(
@@ -560,7 +565,7 @@ def _check_equivalence(
     wave = _load_wave(data_dir, row["audio_id"])
     text = processor.apply_chat_template(lb.conversation(row), add_generation_prompt=True, tokenize=False)  # type: ignore[attr-defined]
     inputs = processor(text=text, audio=[wave], sampling_rate=assemble.SAMPLING_RATE, return_tensors="pt")  # type: ignore[operator]
-    dev = model.model.multi_modal_projector.linear.weight.device  # type: ignore[attr-defined]
+    dev = _device(model)
     inputs = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
     with torch.no_grad():
         ref = assemble.last_position_logits(model, **inputs)
