@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Install steer-audio into .venv (CPU torch pinned: 2.13.0 is the local CPU wheel; a bare `torch` would pull a
 # multi-GB CUDA build). Idempotent. Usage: bash scripts/install.sh [extra,...]   (default: dev,mini)
+# On a fresh Debian/Ubuntu machine it first apt-installs what a venv needs (python3, python3-venv, certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 extras="${1:-dev,mini}"
+BASE_PKGS=(python3 python3-venv python3-pip ca-certificates)
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import ensurepip, venv" 2>/dev/null \
+  || [ ! -f /etc/ssl/certs/ca-certificates.crt ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "install.sh: apt-get install ${BASE_PKGS[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${BASE_PKGS[@]}" >/dev/null
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 if ! .venv/bin/python -c "import steer_audio, nnsight, pytest" 2>/dev/null || [ "${FORCE_INSTALL:-0}" = 1 ]; then
   .venv/bin/pip install -q torch==2.13.0
