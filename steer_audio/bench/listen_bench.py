@@ -48,7 +48,9 @@ AUDIO_DIR = "audio"
 CONDITIONS = ("neutral", "misleading", "consistent", "silence")
 SPLITS = ("train", "calib", "test")
 
-ALLISON_DIR = Path("/usr/share/asterisk/sounds/en")
+#: where `asterisk-core-sounds-en-wav` itself installs the recordings (`dpkg -L`); the `sounds/en` link comes
+#: only from the recommended `asterisk-core-sounds-en`, which a --no-install-recommends set-up lacks
+ALLISON_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 SOUNDFONT_CANDIDATES = (
     Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
