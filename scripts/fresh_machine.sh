@@ -3,7 +3,7 @@
 # (minbase: no python, no sox, nothing installed by hand), a fresh `git clone` of this repository copied in,
 # then, inside the chroot as root, exactly `bash scripts/main_job.sh` and `bash scripts/test.sh`, each timed.
 # What a new machine of this kind provides is given to the chroot as it is on the host: the apt sources,
-# resolv.conf, the pip configuration (/etc/pip.conf, /etc/xdg/pip, ~/.config/pip) and the local wheels under
+# resolv.conf, the local CA certificates, the pip configuration (/etc/pip.conf, /etc/xdg/pip, ~/.config/pip) and the local wheels under
 # /opt (bind-mounted read-only; the CPU torch wheel lies in /opt/wheels).
 # Usage (root): bash scripts/fresh_machine.sh [ROOT_DIR]   -> results/fresh-machine/log.txt, times.txt
 set -euo pipefail
@@ -44,6 +44,12 @@ say "debootstrap done in $(($(date +%s) - t0)) s"
 rm -f "$ROOT/etc/apt/sources.list"
 cp /etc/apt/sources.list.d/debian.sources "$ROOT/etc/apt/sources.list.d/"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# the machine's local CA certificates (its HTTPS egress goes through them); ca-certificates, once install.sh
+# apt-installs it, folds them into the bundle pip reads, as on the host
+if [ -d /usr/local/share/ca-certificates ]; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
+fi
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
 [ -d /etc/xdg/pip ] && mkdir -p "$ROOT/etc/xdg" && cp -r /etc/xdg/pip "$ROOT/etc/xdg/"
 [ -d /root/.config/pip ] && mkdir -p "$ROOT/root/.config" && cp -r /root/.config/pip "$ROOT/root/.config/"
