@@ -15,6 +15,46 @@ torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parent / "data"
 
 
+# -- skip policy ---------------------------------------------------------------------------------------------
+# Under CI (CI=true) a skipped test means the set-up is broken (a tool, cache or package is missing), so the
+# skip is turned into a failure that keeps its reason. Outside CI it stays a skip (scripts/test.sh passes -rs,
+# so the reason is printed). Tests are left out on purpose only by the opt-in markers gpu / slow / ndif, which
+# deselect (pyproject addopts) and never skip.
+
+
+def ci_mode() -> bool:
+    """True when the CI environment variable says so (CI=true / 1 / yes, as CI services set it)."""
+    import os
+
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _skip_reason(longrepr: object) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and ci_mode():
+        report.outcome = "failed"
+        report.longrepr = (
+            f"CI=true: a skip is a failure (the set-up is incomplete): {_skip_reason(report.longrepr)}"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    outcome = yield
+    _fail_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    outcome = yield
+    _fail_skip(outcome.get_result())
+
+
 def write_dataset(root: Path, n: int = 12, seed: int = 0, n_choices=(4, 4, 2, 5)) -> Path:
     rng = np.random.default_rng(seed)
     items = []
