@@ -1,0 +1,307 @@
+"""Steered generation (steer/generate.py) against independent references on a tiny random Qwen2-Audio:
+alpha = 0 equals HF `generate` token for token; each steering primitive equals HF `generate` with a plain
+PyTorch forward hook that adds the same vector at every forward (the prompt's last position, then each new
+token); the contrastive decode equals a plain uncached loop over single rows; KV-cached decoding equals
+uncached decoding; a left-padded batch equals its rows one by one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from steer_audio.capture.inputs import encode
+from steer_audio.capture.trace import envoys
+from steer_audio.data import mmau
+from steer_audio.data.audio import load_audio, negative
+from steer_audio.errors import SteerAudioError
+from steer_audio.steer import avs
+from steer_audio.steer.generate import (
+    AvsSchedule,
+    Greedy,
+    HeadAdd,
+    LayerAdd,
+    LogitContrast,
+    generate,
+)
+
+N_NEW = 10
+
+
+@pytest.fixture(scope="module")
+def lively():
+    """The tiny model with its decoder's matrices redrawn at std 0.3: at the default init (std 0.02) greedy
+    decoding repeats one token forever, which would make every equality below vacuous."""
+    from steer_audio.models import loaded
+
+    m = loaded.load("tiny", device="cpu", tiny={"seed": 5})
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in m.lm._module.named_parameters():
+            if p.ndim == 2 and "audio_tower" not in name and "projector" not in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return m
+
+
+@pytest.fixture(scope="module")
+def batch(lively, dataset_path):
+    exs = mmau.load(dataset_path).examples[:4]  # clips of 0.6-1.5 s: prompts of different lengths
+    wavs = [load_audio(e.audio_path) for e in exs]
+    b = encode(lively.processor, exs, wavs, None, lively.prompt, lively.geom.audio_token_id)
+    bn = encode(
+        lively.processor,
+        exs,
+        wavs,
+        [negative(w, "silence") for w in wavs],
+        lively.prompt,
+        lively.geom.audio_token_id,
+    )
+    return exs, b, bn
+
+
+def _ev(m):
+    return envoys(m.lm, m.arch, m.geom, m.name)
+
+
+def _gen(m, inputs, steering=None, use_cache=True, eos=None):
+    tok = m.processor.tokenizer
+    eos_ids = [tok.eos_token_id] if eos is None else eos
+    return generate(
+        m.lm, _ev(m), m.model_inputs(inputs), steering, N_NEW, eos_ids, tok.pad_token_id, use_cache
+    )
+
+
+def _hf_generate(m, inputs, hooks=(), eos=None):
+    """HF `generate` (greedy, KV cache) on the plain inputs, with forward hooks registered around it."""
+    module = m.lm._module
+    tok = m.processor.tokenizer
+    handles = [reg(fn) for reg, fn in hooks]
+    try:
+        with torch.no_grad():
+            plain = {k: v for k, v in inputs.items() if k != "position_ids"}
+            out = module.generate(
+                **plain,
+                max_new_tokens=N_NEW,
+                do_sample=False,
+                eos_token_id=[tok.eos_token_id] if eos is None else eos,
+                pad_token_id=tok.pad_token_id,
+            )
+    finally:
+        for h in handles:
+            h.remove()
+    return out[:, inputs["input_ids"].shape[1] :]
+
+
+def _layers(m):
+    return m.lm._module.model.language_model.layers  # the path of Qwen2-Audio's decoder (checked by hand)
+
+
+def _hidden(m):
+    return int(m.lm._module.config.text_config.hidden_size)
+
+
+def test_alpha_zero_equals_hf_generate(lively, batch):
+    _, b, _ = batch
+    want = _hf_generate(lively, b.model_inputs)
+    assert len({tuple(r) for r in want.tolist()}) > 1, "rows should decode differently (vacuous test)"
+    for st in (None, Greedy(), LayerAdd(torch.ones(4, _hidden(lively)), 0.0)):
+        got = _gen(lively, b.model_inputs, st)
+        assert torch.equal(got.tokens, want)
+
+
+def test_end_of_sequence_stops_a_row_and_pads_it(lively, batch):
+    _, b, _ = batch
+    free = _gen(lively, b.model_inputs)
+    stop = int(free.tokens[0, 2])  # a token row 0 emits at step 3: make it the end token
+    got = _gen(lively, b.model_inputs, eos=[stop])
+    want = _hf_generate(lively, b.model_inputs, eos=[stop])
+    assert got.tokens.shape == want.shape and torch.equal(got.tokens, want)
+    assert got.finished[0] and got.lengths[0] <= 3
+    pad = lively.processor.tokenizer.pad_token_id
+    assert (got.tokens[0, got.lengths[0] :] == pad).all()
+
+
+def _last_layer_hook(m, v, alpha):
+    def hook(mod, args, out):
+        y = out[0] if isinstance(out, tuple) else out
+        y = y.clone()
+        y[:, -1] += alpha * v.to(y.dtype)
+        return (y, *out[1:]) if isinstance(out, tuple) else y
+
+    return (_layers(m)[-1].register_forward_hook, hook)
+
+
+def test_layer_steering_equals_a_forward_hook_reference(lively, batch):
+    _, b, _ = batch
+    v = torch.randn(4, _hidden(lively), generator=torch.Generator().manual_seed(1)) * 3
+    got = _gen(lively, b.model_inputs, LayerAdd(v, 2.0))
+    want = _hf_generate(lively, b.model_inputs, [_last_layer_hook(lively, v, 2.0)])
+    assert torch.equal(got.tokens, want)
+    assert not torch.equal(got.tokens, _gen(lively, b.model_inputs).tokens), "steering changed nothing"
+
+
+def _head_deltas(m, n, seed):
+    h, dh = m.geom.n_heads, m.geom.head_dim
+    g = torch.Generator().manual_seed(seed)
+    d = {}
+    for layer, head in ((1, 2), (3, 0)):
+        x = torch.zeros(n, h * dh)
+        x[:, head * dh : (head + 1) * dh] = torch.randn(n, dh, generator=g) * 4
+        d[layer] = x
+    return d
+
+
+def test_head_level_steering_equals_a_pre_hook_reference(lively, batch):
+    _, b, _ = batch
+    deltas = _head_deltas(lively, 4, 2)
+    alpha = 1.5
+
+    def pre(layer):
+        def hook(mod, args):
+            x = args[0].clone()
+            x[:, -1] += alpha * deltas[layer].to(x.dtype)
+            return (x, *args[1:])
+
+        return hook
+
+    hooks = [(_layers(lively)[ly].self_attn.o_proj.register_forward_pre_hook, pre(ly)) for ly in deltas]
+    got = _gen(lively, b.model_inputs, HeadAdd(deltas, alpha))
+    want = _hf_generate(lively, b.model_inputs, hooks)
+    assert torch.equal(got.tokens, want)
+    assert not torch.equal(got.tokens, _gen(lively, b.model_inputs).tokens), "steering changed nothing"
+
+
+def test_avs_steering_equals_a_hook_reference(lively, batch):
+    _, b, _ = batch
+    n_layers = lively.geom.n_layers
+    v = torch.randn(4, n_layers, _hidden(lively), generator=torch.Generator().manual_seed(3)) * 3
+    sched = avs.layer_schedule(n_layers)
+    alpha = 2.0
+
+    def post(layer):
+        def hook(mod, args, out):
+            y = (out[0] if isinstance(out, tuple) else out).clone()
+            y[:, -1] = avs.steer_residual(y[:, -1], alpha * float(sched[layer]) * v[:, layer])
+            return (y, *out[1:]) if isinstance(out, tuple) else y
+
+        return hook
+
+    hooks = [(_layers(lively)[ly].register_forward_hook, post(ly)) for ly in range(n_layers)]
+    got = _gen(lively, b.model_inputs, AvsSchedule(v, sched, alpha))
+    want = _hf_generate(lively, b.model_inputs, hooks)
+    assert torch.equal(got.tokens, want)
+    assert not torch.equal(got.tokens, _gen(lively, b.model_inputs).tokens), "steering changed nothing"
+
+
+def _plain_contrast(m, bn, kind, alpha):
+    """Uncached plain-PyTorch reference, one example at a time: the audio row and its negative row as two
+    separate single-row forwards over the whole sequence every step."""
+    module = m.lm._module
+    n = bn.model_inputs["input_ids"].shape[0] // 2
+    tok = m.processor.tokenizer
+    rows = []
+    for i in range(n):
+        seqs = []
+        for r in (i, n + i):
+            keep = bn.model_inputs["attention_mask"][r].bool()
+            one = {
+                "input_ids": bn.model_inputs["input_ids"][r : r + 1, keep],
+                "attention_mask": torch.ones(1, int(keep.sum()), dtype=torch.long),
+                "input_features": bn.model_inputs["input_features"][r : r + 1],
+                "feature_attention_mask": bn.model_inputs["feature_attention_mask"][r : r + 1],
+            }
+            seqs.append(one)
+        out = []
+        for _ in range(N_NEW):
+            with torch.no_grad():
+                la, ln = (module(**s, use_cache=False).logits[0, -1].float() for s in seqs)
+            if kind == "aad":
+                score = (1 + alpha) * la - alpha * ln
+            else:
+                score = la.log_softmax(-1) - alpha * ln.log_softmax(-1)
+            t = int(score.argmax())
+            out.append(t)
+            for s in seqs:
+                s["input_ids"] = torch.cat([s["input_ids"], torch.tensor([[t]])], 1)
+                s["attention_mask"] = torch.cat([s["attention_mask"], torch.ones(1, 1, dtype=torch.long)], 1)
+            if t == tok.eos_token_id:
+                break
+        rows.append(out)
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["aad", "contrastive-options"])
+def test_contrastive_decode_equals_a_plain_loop(lively, batch, kind):
+    _, b, bn = batch
+    got = _gen(lively, bn.model_inputs, LogitContrast(kind, 1.0))
+    want = _plain_contrast(lively, bn, kind, 1.0)
+    for i, w in enumerate(want):
+        assert got.tokens[i, : got.lengths[i]].tolist() == w
+    zero = _gen(lively, bn.model_inputs, LogitContrast(kind, 0.0))
+    assert torch.equal(zero.tokens, _gen(lively, b.model_inputs).tokens)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: LayerAdd(torch.randn(4, _hidden(m), generator=torch.Generator().manual_seed(4)) * 3, 2.0),
+        lambda m: HeadAdd(_head_deltas(m, 4, 5), 1.5),
+        lambda m: AvsSchedule(
+            torch.randn(4, m.geom.n_layers, _hidden(m), generator=torch.Generator().manual_seed(6)) * 3,
+            avs.layer_schedule(m.geom.n_layers),
+            2.0,
+        ),
+        lambda m: LogitContrast("aad", 1.0),
+    ],
+    ids=["layer", "head", "avs", "aad"],
+)
+def test_cached_decoding_equals_uncached(lively, batch, make):
+    _, b, bn = batch
+    st = make(lively)
+    inputs = bn.model_inputs if st.needs_negative else b.model_inputs
+    cached = _gen(lively, inputs, st, use_cache=True)
+    full = _gen(lively, inputs, st, use_cache=False)
+    assert torch.equal(cached.tokens, full.tokens)
+    assert cached.lengths == full.lengths
+
+
+def _rows(st, idx):
+    """The same steering restricted to one example."""
+    if isinstance(st, LayerAdd):
+        return LayerAdd(st.v[idx], st.alpha)
+    if isinstance(st, HeadAdd):
+        return HeadAdd({k: v[idx] for k, v in st.deltas.items()}, st.alpha)
+    return st
+
+
+def test_batched_left_padded_equals_one_by_one(lively, batch):
+    exs, b, _ = batch
+    assert len(set(b.n_tokens)) > 1, "the batch should need left padding"
+    v = torch.randn(4, _hidden(lively), generator=torch.Generator().manual_seed(7)) * 3
+    for st in (LayerAdd(v, 2.0), HeadAdd(_head_deltas(lively, 4, 8), 1.5)):
+        whole = _gen(lively, b.model_inputs, st)
+        for i, ex in enumerate(exs):
+            wav = load_audio(ex.audio_path)
+            one = encode(lively.processor, [ex], [wav], None, lively.prompt, lively.geom.audio_token_id)
+            alone = _gen(lively, one.model_inputs, _rows(st, slice(i, i + 1)))
+            n = alone.lengths[0]
+            assert whole.lengths[i] == n
+            assert torch.equal(whole.tokens[i, :n], alone.tokens[0, :n])
+
+
+def test_bad_arguments_fail_with_one_line(lively, batch):
+    _, b, _ = batch
+    with pytest.raises(SteerAudioError, match="max-new-tokens"):
+        generate(lively.lm, _ev(lively), lively.model_inputs(b.model_inputs), None, 0)
+    with pytest.raises(SteerAudioError, match="audio and negative rows"):
+        one = {k: v[:3] for k, v in b.model_inputs.items()}
+        generate(lively.lm, _ev(lively), lively.model_inputs(one), LogitContrast("aad", 1.0), 2)
+    with pytest.raises(SteerAudioError, match="unknown contrast"):
+        LogitContrast("nope", 1.0)
+
+
+def test_texts_stop_at_the_end_token(lively, batch):
+    _, b, _ = batch
+    g = _gen(lively, b.model_inputs)
+    tok = lively.processor.tokenizer
+    texts = g.texts(tok)
+    assert texts[0] == tok.decode(g.tokens[0, : g.lengths[0]].tolist(), skip_special_tokens=True)
