@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
+
+from ..errors import SteerAudioError
 
 
 def _tokens(text: str) -> set[str]:
@@ -21,6 +24,26 @@ def string_match(answer: str, prediction: str, choices: list[str]) -> bool:
         if ct != ans:
             wrong |= ct - ans
     return ans.issubset(pred) and pred.isdisjoint(wrong)
+
+
+def _answer_tag(text: str) -> str:
+    """R1-AQA's extraction (xiaomi-research/r1-aqa src/test.py): the first <answer>...</answer> (non-greedy,
+    one line), else the whole text; stripped."""
+    found = re.search(r"<answer>(.*?)</answer>", text)
+    return (found.group(1) if found else text).strip()
+
+
+#: how a generated text becomes the `model_output` the MMAU rule scores
+EXTRACTORS: dict[str, Callable[[str], str]] = {
+    "none": lambda text: text,
+    "answer-tag": _answer_tag,
+}
+
+
+def extract(text: str, rule: str) -> str:
+    if rule not in EXTRACTORS:
+        raise SteerAudioError(f"unknown answer extraction {rule!r}: use {', '.join(EXTRACTORS)}")
+    return EXTRACTORS[rule](text)
 
 
 def official_accuracy(items: list[dict[str, Any]]) -> tuple[float, list[bool]]:
