@@ -1,4 +1,8 @@
-"""Stage: capture cache + splits -> heads.json, head_scores.safetensors, listening.jsonl, summary.json."""
+"""Stage: capture cache + splits -> heads.json, head_scores.safetensors, listening.jsonl, summary.json.
+
+Real audio only (evaluate/protocol.py): r, the specialist set and the listening checks are computed on
+real-audio items; `discover` refuses ablated-audio twins, and `run_discovery` (the stage's own runner,
+used by the `discover` command and by the Evaluator) drops them before anything is computed."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..capture.cache import CaptureData
+from ..capture.cache import CaptureCache, CaptureData
 from ..data.mmau import Example
+from ..errors import SteerAudioError
+from ..evaluate.protocol import Sets, form_sets, is_ablated
 from ..io import HEAD_SCORES, HEADS, LISTENING, save_tensors, write_json, write_jsonl
 from .heads import (
     HeadSet,
@@ -42,6 +48,16 @@ def discover(
     draws: int = 100,
     seed: int = 0,
 ) -> Discovery:
+    """Eqs. 1-3 and the two listening checks on real-audio rows (ablated-audio twins are refused)."""
+    for name, exs, d in (("calibration", calib_ex, calib), ("evaluation", eval_ex, evals)):
+        bad = [e.id for e in exs if is_ablated(e)]
+        if bad:
+            raise SteerAudioError(
+                f"{len(bad)} ablated-audio item(s) in the {name} set of discovery (e.g. {bad[0]}): "
+                "they are diagnostics, never D_cal or evaluation items (use run_discovery)"
+            )
+        if list(d.ids) != [e.id for e in exs]:
+            raise SteerAudioError(f"the {name} capture rows do not match its examples")
     c_cal = correctness(predictions(calib["logits_a"]), [e.correct for e in calib_ex])
     mass_cal = calib["mass_a"].numpy()
     r = point_biserial(mass_cal, c_cal)
@@ -67,6 +83,39 @@ def discover(
         "mean_audio_mass_by_layer": mass_cal.mean(axis=(0, 2)).round(6).tolist(),
     }
     return Discovery(r, hs, summary)
+
+
+@dataclass
+class DiscoveryRun:
+    """`run_discovery`'s result: the discovery and the real-audio captures it was computed on."""
+
+    discovery: Discovery
+    sets: Sets
+    calib: CaptureData
+    evals: CaptureData
+
+
+def run_discovery(
+    cache: CaptureCache,
+    calib_ex: list[Example],
+    eval_ex: list[Example],
+    k: int,
+    ranking: str = "abs",
+    normalise: bool = True,
+    draws: int = 100,
+    seed: int = 0,
+) -> DiscoveryRun:
+    """The discover stage: form the real-audio sets (protocol), load their captures, run `discover`."""
+    sets = form_sets(calib_ex, eval_ex, cache.index["examples"])
+    if not sets.cal:
+        raise SteerAudioError("no real-audio calibration example has a capture (all missing or ablated?)")
+    if not sets.ev:
+        raise SteerAudioError("no real-audio evaluation example has a capture (all missing or ablated?)")
+    dc = cache.load([e.id for e in sets.cal])
+    de = cache.load([e.id for e in sets.ev])
+    disc = discover(dc, de, sets.cal, sets.ev, k, ranking, normalise, draws, seed)
+    disc.summary["protocol"] = sets.describe()
+    return DiscoveryRun(disc, sets, dc, de)
 
 
 def write(d: Discovery, out: Path, calib: CaptureData, evals: CaptureData, eval_ex: list[Example]) -> None:
