@@ -34,7 +34,7 @@ def _skip_if_encode_drops_inputs(m, b) -> None:
     if m.spec.get("family") == "af3" and "input_features_mask" not in b.model_inputs:
         pytest.skip(
             "encode() drops `input_features_mask` (AF3's feature mask): add it to the model-input keys "
-            "in steer_audio/capture/inputs.py (see steer_audio.models.families.MODEL_INPUT_KEYS)"
+            "in steer_audio/capture/inputs.py (the model-input keys of capture.inputs.encode)"
         )
 
 

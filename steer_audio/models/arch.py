@@ -76,7 +76,7 @@ ARCHS: dict[str, ArchSpec] = {
         norm_eps_attr="eps",
         encoder="qwen2_audio",
     ),
-    # Qwen2.5-Omni-7B, the thinker only (Qwen2_5OmniThinkerForConditionalGeneration; steer_audio/models/families.py).
+    # Qwen2.5-Omni-7B, the thinker only (Qwen2_5OmniThinkerForConditionalGeneration; steer_audio/models/families/).
     # Its decoder uses mRoPE, applied by the plain apply_rotary_pos_emb (cos/sin already merged per section);
     # for audio-only prompts all three position sections are the same 1-D positions.
     "qwen2_5_omni_thinker/qwen2_5_omni_text": ArchSpec(

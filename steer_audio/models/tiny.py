@@ -6,7 +6,7 @@ It exercises the real transformers classes (processor, chat template, <|AUDIO|> 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tokenizers import pre_tokenizers
@@ -17,6 +17,11 @@ from transformers import (
     Qwen2Tokenizer,
     WhisperFeatureExtractor,
 )
+
+from .base import ModelKind, Spec, finish
+
+if TYPE_CHECKING:
+    from .registry import ModelEntry
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 
@@ -97,3 +102,25 @@ def build_model(
     if dtype is not None:
         model = model.to(dtype)
     return model
+
+
+class TinyKind(ModelKind):
+    """The tiny random Qwen2-Audio (kind "tiny"): config, module and processor built in code."""
+
+    name = "tiny"
+    random = True
+
+    def spec_fields(self, entry: ModelEntry, revision: str | None, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"tiny": {**TINY_DEFAULT, **extra.get("tiny", {})}}
+
+    def config(self, spec: Spec) -> Qwen2AudioConfig:
+        return build_config(spec.get("tiny"))
+
+    def module(self, spec: Spec, dtype: Any = None, device: Any = None, **placement: Any) -> torch.nn.Module:
+        return finish(build_model(spec.get("tiny"), dtype=dtype), device)
+
+    def processor(self, spec: Spec) -> Qwen2AudioProcessor:
+        return build_processor(spec.get("tiny"))
+
+
+KINDS: dict[str, ModelKind] = {"tiny": TinyKind()}

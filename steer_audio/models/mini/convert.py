@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...errors import SteerAudioError
+
 log = logging.getLogger(__name__)
 
 # CTranslate2 dtype codes -> numpy dtypes (bf16 is handled separately)
@@ -30,7 +32,7 @@ _CT2_DTYPES: dict[int, np.dtype] = {
 _CT2_BF16 = 5
 
 
-class ConversionError(RuntimeError):
+class ConversionError(SteerAudioError, RuntimeError):
     """A pretrained file does not have the layout the converter expects."""
 
 
