@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..data.audio import duration_hint
@@ -109,7 +108,7 @@ def run_capture(
             cache.save_readout(
                 readout_ids, out["readout_w"], out["readout_norm"], m.final_norm_eps(), m.arch.norm_kind
             )
-        cache.add_shard(b.ids, _rows(out, b, m.dtype), _info(b))
+        cache.add_shard(b.ids, shard_rows(out, b, m.dtype), shard_info(b))
         p.advance(len(b.ids))
         t2 = clock()
         st["write_s"] += t2 - t1
@@ -186,7 +185,8 @@ def all_candidate_ids(m: LoadedModel, examples: list[Example]) -> list[int]:
     return sorted({t for e in examples for t in candidate_ids(m.processor.tokenizer, e, m.prompt)})
 
 
-def _rows(out: dict[str, torch.Tensor], b: Any, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def shard_rows(out: dict[str, torch.Tensor], b: Any, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """One batch's trace outputs as the cache's per-example rows (capture/cache.py FIELDS)."""
     n = len(b.ids)
     o = b.cand.shape[1]
 
@@ -210,7 +210,8 @@ def _rows(out: dict[str, torch.Tensor], b: Any, dtype: torch.dtype) -> dict[str,
     }
 
 
-def _info(b: Any) -> list[dict[str, Any]]:
+def shard_info(b: Any) -> list[dict[str, Any]]:
+    """Per example of a batch: option, token and audio-token counts (the cache index's entries)."""
     return [
         {
             "n_options": int(b.cand_valid[i].sum()),
@@ -220,10 +221,3 @@ def _info(b: Any) -> list[dict[str, Any]]:
         for i in range(len(b.ids))
     ]
 
-
-def synth_wav(seconds: float, seed: int) -> np.ndarray:
-    """A deterministic test clip (tones + noise); for smoke runs and tests only."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * 16000)) / 16000
-    f = 200 + 800 * rng.random()
-    return (0.3 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(t.shape[0])).astype(np.float32)
