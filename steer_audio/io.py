@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,9 @@ SPLITS = "splits.json"
 LISTENING = "listening.jsonl"
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    """Write `path` atomically: `write(tmp)` writes a temporary file beside it, which then replaces `path`
+    (a reader sees the old file or the new one, never half of one; an error leaves the old file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -44,12 +48,34 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """`with atomic_path(p) as tmp: writer(tmp)` for writers that take a path (torch, safetensors, numpy):
+    `tmp` replaces `p` when the block ends without an error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy `src` to `dst` atomically."""
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
 def write_text(path: Path, text: str) -> None:
     def w(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
 
-    _atomic(path, w)
+    atomic_write(path, w)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -57,7 +83,7 @@ def write_bytes(path: Path, data: bytes) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
 
-    _atomic(path, w)
+    atomic_write(path, w)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -89,7 +115,7 @@ def save_tensors(
     path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
