@@ -232,6 +232,13 @@ def discover(
     )
 
 
+def _method_help() -> str:
+    """`--method` help from the method registry (steer/methods/registry.py; it imports no torch)."""
+    from .steer.methods import cli_help
+
+    return cli_help()
+
+
 def _parse_alpha(alpha: str) -> float | None:
     if alpha == "auto":
         return None
@@ -265,7 +272,7 @@ def evaluate(
         list[str] | None,
         typer.Option(
             "--method",
-            help="baseline | head-guided | single-layer | random-layer | head-level | aad | contrastive-options (repeatable; default all)",
+            help=_method_help(),
         ),
     ] = None,
     heads: Annotated[
@@ -289,7 +296,7 @@ def evaluate(
     ] = 1,
 ) -> None:
     """Every method of Tables 1-4 and Figure 2, alpha chosen on calibration; report + predictions."""
-    from .evaluate.run import DEFAULT_GRID, METHODS, EvalConfig
+    from .evaluate.run import DEFAULT_GRID, DEFAULT_METHODS, EvalConfig
 
     try:
         g = [float(x) for x in grid.split(",") if x.strip()] if grid else list(DEFAULT_GRID)
@@ -299,7 +306,7 @@ def evaluate(
             SteerAudioError(f"--grid and --k-sweep take comma-separated numbers, got {grid!r} / {k_sweep!r}")
         )
         return
-    methods = list(method) if method else list(METHODS)
+    methods = list(method) if method else list(DEFAULT_METHODS)
     if "baseline" not in methods:
         methods.insert(0, "baseline")
     cfg = EvalConfig(

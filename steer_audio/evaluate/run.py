@@ -23,7 +23,7 @@ from ..discover.run import Discovery, discover
 from ..errors import SteerAudioError
 from ..progress import bar
 from ..steer import methods as registry
-from ..steer.methods import MethodContext, MethodResult
+from ..steer.methods.base import MethodContext, MethodResult
 from .protocol import SELECTION_RULE, condition, form_sets, is_ablated, pick
 from .stats import bootstrap_ci, mcnemar
 

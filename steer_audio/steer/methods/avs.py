@@ -11,9 +11,8 @@ from ...capture.cache import CaptureData
 from ...data.mmau import Example
 from ...discover.heads import predictions
 from .. import avs
-from .base import Method, MethodContext, MethodResult
+from .base import MethodContext, MethodResult
 from .batches import curve_result, forward_curve
-from .registry import register
 
 
 def _logits(ctx: MethodContext, exs: list[Example], data: CaptureData, alphas: list[float]) -> torch.Tensor:
@@ -40,13 +39,3 @@ def run(ctx: MethodContext) -> list[MethodResult]:
     if ctx.dd is not None:
         res.diag_pred = predictions(_logits(ctx, ctx.diag_ex, ctx.dd, [ctx.alphas[i]])[0])
     return [res]
-
-
-register(
-    Method(
-        "avs",
-        "Adaptive Vector Steering: v_l added at every layer with a depth schedule, norm-preserving",
-        "forward",
-        run,
-    )
-)

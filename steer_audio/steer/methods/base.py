@@ -2,7 +2,7 @@
 (`MethodResult`) and the context it is run in (`MethodContext`: the real-audio calibration and evaluation
 captures, the diagnostic twins, the readout, the discovery and the settings).
 
-A method is a function `run(ctx) -> list[MethodResult]`. Every free parameter is chosen on calibration
+A method is a function `run(ctx) -> list[MethodResult]`, listed in `registry.py`. Every free parameter is chosen on calibration
 with `evaluate.protocol.pick` / `pick_grid` (the rule is written down there); the evaluation split is
 scored once at that choice. A method scored from the cache gives a `predict(data)` that re-applies the
 chosen configuration to other cached rows (option rotations, diagnostic twins); a forward-pass method
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,8 +24,6 @@ from ...discover.run import Discovery
 from ...errors import SteerAudioError
 from ...evaluate.protocol import pick
 from .. import cached
-
-Kind = Literal["cached", "forward"]
 
 
 class Settings(Protocol):
@@ -160,15 +158,3 @@ class MethodContext:
             "layer_weights": hs.layer_weights(),
         }
         return res
-
-
-@dataclass(frozen=True)
-class Method:
-    """A registry entry: `steer-audio evaluate --method NAME`."""
-
-    name: str
-    help: str
-    kind: Kind
-    run: Callable[[MethodContext], list[MethodResult]]
-    #: part of the default method set (False: needs data that not every file has)
-    default: bool = True

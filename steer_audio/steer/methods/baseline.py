@@ -6,8 +6,7 @@ import numpy as np
 
 from ...capture.cache import CaptureData
 from ...discover.heads import predictions
-from .base import Method, MethodContext, MethodResult
-from .registry import register
+from .base import MethodContext, MethodResult
 
 
 def _predict(d: CaptureData) -> np.ndarray:
@@ -16,6 +15,3 @@ def _predict(d: CaptureData) -> np.ndarray:
 
 def run(ctx: MethodContext) -> list[MethodResult]:
     return [MethodResult("baseline", {}, _predict(ctx.de), predict=_predict)]
-
-
-register(Method("baseline", "no intervention", "cached", run))

@@ -18,8 +18,7 @@ from ...capture.cache import CaptureData
 from ...discover.heads import HeadSet, listening_score, predictions, random_heads
 from ...evaluate.protocol import pick_grid
 from .. import cached
-from .base import Method, MethodContext, MethodResult
-from .registry import register
+from .base import MethodContext, MethodResult
 
 GATE_QUANTILES = (0.25, 0.5, 0.75, 1.0)
 #: the random gate heads are drawn with this offset from the evaluation seed
@@ -74,22 +73,3 @@ def gated(ctx: MethodContext) -> list[MethodResult]:
 def gated_control(ctx: MethodContext) -> list[MethodResult]:
     rh = random_heads(ctx.disc.r, ctx.disc.heads.k, np.random.default_rng(ctx.cfg.seed + GATE_SEED_OFFSET))
     return [gated_result(ctx, "gated-random", rh)]
-
-
-register(
-    Method(
-        "gated",
-        "head-guided steering only where the listening score s(x) is below a calibration quantile "
-        f"(q in {', '.join(map(str, GATE_QUANTILES))}; (q, alpha) chosen on calibration)",
-        "cached",
-        gated,
-    )
-)
-register(
-    Method(
-        "gated-random",
-        "control of gated: the gate uses the listening score of K random heads",
-        "cached",
-        gated_control,
-    )
-)

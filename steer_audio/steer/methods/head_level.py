@@ -13,9 +13,8 @@ from ...capture.cache import CaptureData
 from ...data.mmau import Example
 from ...discover.heads import HeadSet, predictions, random_heads
 from .. import forward
-from .base import Method, MethodContext, MethodResult
+from .base import MethodContext, MethodResult
 from .batches import curve_result, forward_curve
-from .registry import register
 
 
 def _logits(
@@ -57,13 +56,3 @@ def head_level(ctx: MethodContext) -> list[MethodResult]:
             res.diag_pred = predictions(_logits(ctx, ctx.diag_ex, ctx.dd, [heads], [ctx.alphas[i]])[0])
         out.append(res)
     return out
-
-
-register(
-    Method(
-        "head-level",
-        "alpha * sum_h W_O[:, h] dz^{l,h} added after attention (Eqs. 7-9), specialist and random heads",
-        "forward",
-        head_level,
-    )
-)

@@ -22,8 +22,7 @@ from ...capture.cache import CaptureData
 from ...discover.heads import HeadSet
 from ...errors import SteerAudioError
 from .. import cached
-from .base import Method, MethodContext, MethodResult
-from .registry import register
+from .base import MethodContext, MethodResult
 
 HINTED, UNHINTED = "misleading", "neutral"
 
@@ -80,24 +79,3 @@ def hint_projected_random(ctx: MethodContext) -> list[MethodResult]:
     g = torch.Generator().manual_seed(ctx.cfg.seed + 13)
     u = torch.randn(int(ctx.dc["resid_a"].shape[2]), generator=g)
     return [_result(ctx, "hint-projected-random", u, "a random unit direction (seeded)")]
-
-
-register(
-    Method(
-        "hint-projected",
-        "head-guided with v's component along the calibration hint direction (misleading minus neutral "
-        "twins' residuals) removed",
-        "cached",
-        hint_projected,
-        default=False,
-    )
-)
-register(
-    Method(
-        "hint-projected-random",
-        "control of hint-projected: v's component along a random unit direction removed",
-        "cached",
-        hint_projected_random,
-        default=False,
-    )
-)

@@ -14,8 +14,7 @@ from ...discover.heads import HeadSet, predictions, random_heads, select
 from ...errors import SteerAudioError
 from ...evaluate.protocol import pick_grid
 from .. import cached
-from .base import Method, MethodContext, MethodResult
-from .registry import register
+from .base import MethodContext, MethodResult
 
 #: seeds of the random head sets are 1000 + s for s < cfg.seeds (shared by random-layer and the K sweep)
 RANDOM_SEED_BASE = 1000
@@ -123,25 +122,3 @@ def single_layer(ctx: MethodContext) -> list[MethodResult]:
             "single-layer", {"layer": layer, "alpha": a}, predict(ctx.de), list(ctx.alphas), cal, ev, predict
         )
     ]
-
-
-register(
-    Method(
-        "head-guided",
-        "the paper's method (Eqs. 4-6): v = sum_l w_l (h^l(x) - h^l(x0)) added to h^L; with the direction "
-        "controls (v of another example, mean v, random direction of equal norm) and the K sweep",
-        "cached",
-        head_guided,
-    )
-)
-register(
-    Method("single-layer", "v_l added to h^L, the best (layer, alpha) on calibration", "cached", single_layer)
-)
-register(
-    Method(
-        "random-layer",
-        "head-guided with K uniformly random heads, one alpha per seed (--seeds): the matched random-head control",
-        "cached",
-        random_layer,
-    )
-)

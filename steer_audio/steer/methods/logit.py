@@ -12,8 +12,7 @@ import torch
 from ...capture.cache import CaptureData
 from ...discover.heads import predictions
 from ...evaluate.protocol import pick
-from .base import Method, MethodContext, MethodResult
-from .registry import register
+from .base import MethodContext, MethodResult
 
 Contrast = Callable[[CaptureData, float], torch.Tensor]
 
@@ -42,19 +41,9 @@ def logit_method(ctx: MethodContext, name: str, f: Contrast) -> list[MethodResul
     return [MethodResult(name, {"alpha": a}, predict(de), list(al), cal, ev, predict)]
 
 
-register(
-    Method(
-        "aad",
-        "(1 + alpha) logit(x) - alpha logit(x0) (audio-aware decoding)",
-        "cached",
-        lambda ctx: logit_method(ctx, "aad", aad_logits),
-    )
-)
-register(
-    Method(
-        "contrastive-options",
-        "log p(option | x) - alpha log p(option | x0), over the options",
-        "cached",
-        lambda ctx: logit_method(ctx, "contrastive-options", contrastive_logits),
-    )
-)
+def aad(ctx: MethodContext) -> list[MethodResult]:
+    return logit_method(ctx, "aad", aad_logits)
+
+
+def contrastive_options(ctx: MethodContext) -> list[MethodResult]:
+    return logit_method(ctx, "contrastive-options", contrastive_logits)
