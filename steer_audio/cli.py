@@ -180,6 +180,28 @@ def _execute(stage: str, **kw) -> None:
         _fail(e)
         return
     _print_table(summary)
+    if "generate" in summary:
+        _print_generate(summary["generate"])
+
+
+def _print_generate(gen: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title="generate protocol (greedy, MMAU string match): evaluation split")
+    for c in ("method", "generate %", "logits %", "McNemar p (vs logits)", "empty", "n"):
+        t.add_column(c)
+    for r in gen["table"]:
+        mc = r.get("mcnemar_vs_logits")
+        la = r.get("logits_accuracy")
+        t.add_row(
+            r["method"],
+            f"{100 * r['accuracy']:.2f}",
+            f"{100 * la:.2f}" if la is not None else "",
+            f"{mc['p_value']:.3g}" if mc else "",
+            str(r["empty_outputs"]),
+            str(r["n"]),
+        )
+    _stdout_console().print(t)
 
 
 @app.command()
@@ -294,17 +316,22 @@ def evaluate(
             "--permute-options", help="also score N-1 rotated option orders (position-bias control)"
         ),
     ] = 1,
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = "logits",
+    max_new_tokens: Annotated[int, typer.Option(help="generate protocol: greedy new tokens at most")] = 32,
+    template: Annotated[str, typer.Option(help=TEMPLATE_HELP)] = "model",
 ) -> None:
     """Every method of Tables 1-4 and Figure 2, alpha chosen on calibration; report + predictions."""
+    from . import cli_checks as cc
     from .evaluate.run import DEFAULT_GRID, DEFAULT_METHODS, EvalConfig
 
     try:
-        g = [float(x) for x in grid.split(",") if x.strip()] if grid else list(DEFAULT_GRID)
-        ks = [int(x) for x in k_sweep.split(",") if x.strip()]
-    except ValueError:
-        _fail(
-            SteerAudioError(f"--grid and --k-sweep take comma-separated numbers, got {grid!r} / {k_sweep!r}")
-        )
+        g = cc.parse_numbers("--grid", grid) if grid else list(DEFAULT_GRID)
+        cc.check_alphas("--grid", g)
+        ks = [int(x) for x in cc.parse_numbers("--k-sweep", k_sweep, int)] if k_sweep else []
+        fixed_alpha = _parse_alpha(alpha)
+        gen = _generate_config(protocol, template, max_new_tokens, batch_size)
+    except SteerAudioError as e:
+        _fail(e)
         return
     methods = list(method) if method else list(DEFAULT_METHODS)
     if "baseline" not in methods:
@@ -366,6 +393,25 @@ def run(
     if limit is not None:
         kw["limit"] = limit
     evaluate(**kw)
+
+
+PROTOCOL_HELP = (
+    "logits (the paper's: next-token logit of each option) | generate (also greedy decoding, steered at "
+    "every new token, scored by MMAU's string match; both reported side by side)"
+)
+TEMPLATE_HELP = "generate protocol's prompt: model (the run's own) | r1-aqa | mmau-choices"
+
+
+def _generate_config(protocol: str, template: str, max_new_tokens: int, batch_size: int) -> Any:
+    from .evaluate.generate_protocol import PROTOCOLS, GenerateConfig
+
+    if protocol not in PROTOCOLS:
+        raise SteerAudioError(f"unknown --protocol {protocol!r}: use {' | '.join(PROTOCOLS)}")
+    if protocol == "logits":
+        return None
+    gen = GenerateConfig(template=template, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    gen.validate()
+    return gen
 
 
 @app.command()

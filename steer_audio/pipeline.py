@@ -116,7 +116,9 @@ def execute(
     revision: str | None = None,
     devices: int = 1,
     permute_options: int = 1,
+    generate: Any = None,
 ) -> dict[str, Any]:
+    """`generate`: a GenerateConfig (evaluate/generate_protocol.py) also runs the generate protocol."""
     if negative not in NEGATIVES:
         raise SteerAudioError(f"unknown negative {negative!r}: use one of {', '.join(NEGATIVES)}")
     ds, calib, evals, split_info = splits(plan)
@@ -188,6 +190,12 @@ def execute(
         summary["table"] = ev.table()
         summary["k_sweep"] = ev.extra.get("k_sweep")
         summary["official_scorer"] = _write_predictions(out, ev, ds)
+        if generate is not None:
+            from .evaluate import generate_protocol
+
+            summary["generate"] = generate_protocol.evaluate(
+                out, m, ev, ds, generate, negative, plan.seed, batch_size, strict
+            )
         _write_report(out, summary, ev, disc)
     write_json(out / SUMMARY, summary)
     return summary

@@ -22,6 +22,24 @@ TEMPLATES: dict[str, str] = {
 }
 
 
+#: prompts for the generate protocol, by name: (template, how the answer is read from the generated text,
+#: where the practice is published). {question}, {options} (as the scoring lists them), {choices} (Python list)
+GENERATION_TEMPLATES: dict[str, tuple[str, str, str]] = {
+    "r1-aqa": (
+        "{question} Please choose the answer from the following options: {choices}. "
+        "Output the final answer in <answer> </answer>.",
+        "answer-tag",
+        "R1-AQA's MMAU test prompt and <answer> extraction (xiaomi-research/r1-aqa src/test.py)",
+    ),
+    "mmau-choices": (
+        "{question} Please choose the answer from the following options: {choices}.",
+        "none",
+        "R1-AQA's test prompt without the <answer> instruction: MMAU does not publish the prompt behind its "
+        "Qwen2-Audio-Instruct leaderboard row, and the base model was not trained to answer in tags",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class PromptSpec:
     scoring: str
@@ -46,7 +64,8 @@ def user_text(ex: Example, ps: PromptSpec) -> str:
         opts = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(ex.choices))
     else:
         opts = ", ".join(ex.choices)
-    return ps.template.format(question=ex.question, options=opts)
+    # {choices}: the option list as Python writes it, the form R1-AQA's MMAU test prompt uses
+    return ps.template.format(question=ex.question, options=opts, choices=repr(list(ex.choices)))
 
 
 def conversation(ex: Example, ps: PromptSpec, audio: bool = True) -> list[dict[str, Any]]:
