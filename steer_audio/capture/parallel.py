@@ -70,6 +70,10 @@ def run_capture_parallel(
     readout_ids: list[int],
     **cap_kw: Any,
 ) -> CaptureCache:
+    from .backends import selected
+
+    if (backend := selected()) is not None:  # another registered backend (capture/backends.py), e.g. Ray
+        return backend(load_kw, devices, examples, out_dir, key, readout_ids, **cap_kw)  # type: ignore[no-any-return]
     import torch.multiprocessing as mp
 
     out_dir = Path(out_dir)
