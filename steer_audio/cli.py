@@ -8,7 +8,7 @@ import datetime as _dt
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,11 +23,25 @@ log = logging.getLogger("steer_audio")
 
 # -- shared options, defined once ----------------------------------------------------------------------------
 Model = Annotated[
-    str, typer.Option("--model", "-m", help="qwen2-audio | r1-aqa | mini | tiny | a HF id | a local folder")
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="mini (default: the embedded real model) | tiny (RANDOM WEIGHTS, tests) | qwen2-audio | r1-aqa "
+        "| a HF id | a local folder",
+    ),
 ]
 Data = Annotated[
-    str, typer.Option("--data", help="mmau | mmau-v1 | demo | an MMAU-format JSON | a local datasets copy")
+    str,
+    typer.Option(
+        "--data",
+        help="listen-bench (default: mini's benchmark) | mmau | mmau-v1 | demo | an MMAU-format JSON "
+        "| a local datasets copy",
+    ),
 ]
+#: the defaults a new user gets: the embedded real model and its benchmark (both made by scripts/setup_mini.sh)
+DEFAULT_MODEL = "mini"
+DEFAULT_DATA = "listen-bench"
 AudioRoot = Annotated[
     Path | None, typer.Option("--audio-root", help="folder holding the clips (audio_id is resolved under it)")
 ]
@@ -84,30 +98,80 @@ def _default_out(stage: str, model: str) -> Path:
 
 
 def _data(data: str, out: Path) -> str:
-    if data == "demo":
-        from .data.demo import write_demo
+    from .data.named import resolve
 
-        return str(write_demo(out / "demo-data"))
-    return data
+    return resolve(data, out)
 
 
 def _fail(e: Exception) -> None:
-    from .progress import stderr
-
-    stderr.print(f"[bold red]error:[/] {e}")
+    """One plain line on stderr (no rich markup, no wrapping at the terminal width) and exit status 1."""
+    msg = " ".join(str(e).split())
+    try:
+        sys.stderr.write(f"error: {msg}\n")
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
     raise typer.Exit(1)
 
 
-def _print_table(summary: dict) -> None:
+def _quiet_broken_pipe() -> None:
+    """The reader of stdout went away (`... | head -1`): stop writing, quietly, with status 0."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
+
+
+def _stdout_console() -> Any:
+    """stdout for results: no markup in data, no wrapping when piped (a wide fixed width, no colour)."""
     from rich.console import Console
+
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 10_000, highlight=False)
+
+
+def _check_model_ready(model: str) -> None:
+    """The default model is usable only after set-up: say what to run (the first line the user sees)."""
+    if model != "mini":
+        return
+    from .data.named import SETUP_HINT
+    from .models.mini.assemble import default_cache_dir, is_set_up
+
+    if not is_set_up():
+        raise SteerAudioError(
+            f"the embedded model `mini` (the default --model) is not set up at {default_cache_dir()}: "
+            f"{SETUP_HINT} (or pass --model tiny for the random-weight test model)"
+        )
+
+
+def _print_table(summary: dict) -> None:
+    try:
+        _print_summary(summary)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _print_summary(summary: dict) -> None:
+    """stdout: the run directory (first line), a RANDOM WEIGHTS line for random models, then the tables."""
     from rich.table import Table
 
-    con = Console(file=sys.stdout)
+    con = _stdout_console()
+    sys.stdout.write(f"{summary['run_dir']}\n")
     random = summary["model"]["random_weights"]
-    if "table" in summary:
-        t = Table(
-            title=f"{summary['model']['spec']['name']}{' (RANDOM WEIGHTS)' if random else ''}: evaluation split, alpha chosen on calibration"
+    name = summary["model"]["spec"]["name"]
+    if random:
+        sys.stdout.write(
+            f"RANDOM WEIGHTS: {name} is a randomly initialised test model; its numbers are noise\n"
         )
+    if "table" in summary:
+        fixed = summary.get("config", {}).get("alpha")
+        how = (
+            "alpha chosen on calibration"
+            if fixed is None
+            else f"alpha fixed by --alpha {fixed} (user-chosen)"
+        )
+        t = Table(title=f"{name}{' (RANDOM WEIGHTS)' if random else ''}: evaluation split, {how}")
         for c in ("method", "accuracy %", "gain pp", "McNemar p", "alpha", "layer/K"):
             t.add_column(c)
         for r in summary["table"]:
@@ -136,7 +200,7 @@ def _print_table(summary: dict) -> None:
         f"(percentile {fmt(ci['percentile_vs_random'], '.0f')}); mean score on flips {fmt(cf['mean_flip'])} "
         f"vs non-flips {fmt(cf['mean_nonflip'])} (Mann-Whitney p={fmt(cf['p_greater'], '.3g')})"
     )
-    con.print(f"run directory: {summary['run_dir']}")
+    sys.stdout.write(f"run directory: {summary['run_dir']}\n")
 
 
 def _remote(value: str | None) -> bool | str:
@@ -153,6 +217,22 @@ def _remote(value: str | None) -> bool | str:
     return target.trace_arg
 
 
+def _check_options(kw: dict[str, Any]) -> None:
+    """Every option check that needs no model: before anything is loaded, captured or written."""
+    from . import cli_checks as cc
+
+    cfg = kw.get("cfg")
+    cc.check_k(kw["k"], cfg.k_sweep if cfg is not None else ())
+    cc.check_ranking(kw["ranking"])
+    cc.check_dtype(kw["dtype"])
+    cc.check_device(kw["device"])
+    cc.check_positive("--limit", kw["limit"])
+    cc.check_positive("--batch-size", kw["batch_size"])
+    cc.check_positive("--devices", kw["devices"])
+    cc.check_calib(kw["calib"], kw["calib_fraction"])
+    _check_model_ready(kw["model"])
+
+
 def _execute(stage: str, **kw) -> None:
     from .evaluate.run import EvalConfig
     from .pipeline import Plan, execute
@@ -162,6 +242,7 @@ def _execute(stage: str, **kw) -> None:
     try:
         from .models.registry import resolve_spec
 
+        _check_options(kw)
         resolve_spec(kw["model"])  # an unknown model fails before anything is written
         out = kw.pop("out") or _default_out(stage, kw["model"])
         plan = Plan(
@@ -206,8 +287,8 @@ def _print_generate(gen: dict[str, Any]) -> None:
 
 @app.command()
 def discover(
-    model: Model = "tiny",
-    data: Data = "demo",
+    model: Model = DEFAULT_MODEL,
+    data: Data = DEFAULT_DATA,
     audio_root: AudioRoot = None,
     calib: Calib = None,
     calib_fraction: CalibFraction = None,
@@ -262,18 +343,22 @@ def _method_help() -> str:
 
 
 def _parse_alpha(alpha: str) -> float | None:
+    from .cli_checks import check_alphas
+
     if alpha == "auto":
         return None
     try:
-        return float(alpha)
+        a = float(alpha)
     except ValueError:
-        raise typer.BadParameter(f"--alpha must be a number or 'auto', got {alpha!r}") from None
+        raise SteerAudioError(f"--alpha must be a number or 'auto', got {alpha!r}") from None
+    check_alphas("--alpha", [a])
+    return a
 
 
 @app.command()
 def evaluate(
-    model: Model = "tiny",
-    data: Data = "demo",
+    model: Model = DEFAULT_MODEL,
+    data: Data = DEFAULT_DATA,
     audio_root: AudioRoot = None,
     calib: Calib = None,
     calib_fraction: CalibFraction = None,
@@ -329,6 +414,10 @@ def evaluate(
         cc.check_alphas("--grid", g)
         ks = [int(x) for x in cc.parse_numbers("--k-sweep", k_sweep, int)] if k_sweep else []
         fixed_alpha = _parse_alpha(alpha)
+    except SteerAudioError as e:
+        _fail(e)
+        return
+    try:
         gen = _generate_config(protocol, template, max_new_tokens, batch_size)
     except SteerAudioError as e:
         _fail(e)
@@ -339,7 +428,7 @@ def evaluate(
     cfg = EvalConfig(
         methods=methods,
         heads=heads,
-        alpha=_parse_alpha(alpha),
+        alpha=fixed_alpha,
         grid=g,
         k_sweep=ks,
         seeds=seeds,
@@ -369,7 +458,27 @@ def evaluate(
         cfg=cfg,
         from_run=from_run,
         permute_options=permute_options,
+        generate=gen,
     )
+
+
+PROTOCOL_HELP = (
+    "logits (the paper's: next-token logit of each option) | generate (also greedy decoding, steered at "
+    "every new token, scored by MMAU's string match; both reported side by side)"
+)
+TEMPLATE_HELP = "generate protocol's prompt: model (the run's own) | r1-aqa | mmau-choices"
+
+
+def _generate_config(protocol: str, template: str, max_new_tokens: int, batch_size: int) -> Any:
+    from .evaluate.generate_protocol import PROTOCOLS, GenerateConfig
+
+    if protocol not in PROTOCOLS:
+        raise SteerAudioError(f"unknown --protocol {protocol!r}: use {' | '.join(PROTOCOLS)}")
+    if protocol == "logits":
+        return None
+    gen = GenerateConfig(template=template, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    gen.validate()
+    return gen
 
 
 @app.command()
@@ -395,31 +504,20 @@ def run(
     evaluate(**kw)
 
 
-PROTOCOL_HELP = (
-    "logits (the paper's: next-token logit of each option) | generate (also greedy decoding, steered at "
-    "every new token, scored by MMAU's string match; both reported side by side)"
-)
-TEMPLATE_HELP = "generate protocol's prompt: model (the run's own) | r1-aqa | mmau-choices"
-
-
-def _generate_config(protocol: str, template: str, max_new_tokens: int, batch_size: int) -> Any:
-    from .evaluate.generate_protocol import PROTOCOLS, GenerateConfig
-
-    if protocol not in PROTOCOLS:
-        raise SteerAudioError(f"unknown --protocol {protocol!r}: use {' | '.join(PROTOCOLS)}")
-    if protocol == "logits":
-        return None
-    gen = GenerateConfig(template=template, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    gen.validate()
-    return gen
-
-
 @app.command()
 def listen(
     clip: Annotated[Path, typer.Argument(help="an audio file")],
     question: Annotated[str, typer.Option("--question", "-q")],
-    choices: Annotated[str, typer.Option("--choices", "-c", help="comma-separated options, e.g. A,B,C,D")],
-    model: Model = "tiny",
+    choices: Annotated[
+        list[str],
+        typer.Option(
+            "--choices",
+            "-c",
+            help="comma-separated options (-c 'a dog,a cat'), or -c repeated once per option "
+            "(each taken verbatim, so an option may contain commas)",
+        ),
+    ],
+    model: Model = DEFAULT_MODEL,
     from_run: Annotated[
         Path | None, typer.Option("--from", help="a discover/evaluate run of this model")
     ] = None,
@@ -430,44 +528,64 @@ def listen(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """One example: prediction with and without steering, listening score, does silence change it."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
+    from . import cli_checks as cc
     from .listen import listen as run_listen
     from .progress import setup_logging
 
     setup_logging()
     try:
-        res = run_listen(
-            model, clip, question, choices.split(","), from_run, negative, device, dtype, _remote(remote)
-        )
+        opts = cc.split_choices(choices)
+        cc.check_dtype(dtype)
+        cc.check_device(device)
+        if from_run is not None and not (from_run / "capture").is_dir():
+            raise SteerAudioError(
+                f"--from {from_run}: not a run directory (no {from_run / 'capture'}); "
+                "give the --out folder of a discover or evaluate run of this model"
+            )
+        _check_model_ready(model)
+        res = run_listen(model, clip, question, opts, from_run, negative, device, dtype, _remote(remote))
     except SteerAudioError as e:
         _fail(e)
         return
+    try:
+        _print_listen(res, clip, as_json)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _print_listen(res: dict[str, Any], clip: Path, as_json: bool) -> None:
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
     if as_json:
         typer.echo(json.dumps(res, indent=1))
         return
-    t = Table(title=f"{res['model']}{' (RANDOM WEIGHTS)' if res['random_weights'] else ''}: {clip}")
+    if res["random_weights"]:
+        typer.echo(
+            f"RANDOM WEIGHTS: {res['model']} is a randomly initialised test model; its answer is noise"
+        )
+    t = Table(title=escape(f"{res['model']}{' (RANDOM WEIGHTS)' if res['random_weights'] else ''}: {clip}"))
     t.add_column("")
     t.add_column("answer")
-    t.add_row("prediction", f"({res['prediction']['label']}) {res['prediction']['choice']}")
+    t.add_row("prediction", escape(f"({res['prediction']['label']}) {res['prediction']['choice']}"))
     t.add_row(
         f"with {res['negative']} instead",
-        f"({res['prediction_under_negative']['label']}) {res['prediction_under_negative']['choice']}",
+        escape(f"({res['prediction_under_negative']['label']}) {res['prediction_under_negative']['choice']}"),
     )
     if "steered_prediction" in res:
         sp = res["steered_prediction"]
-        t.add_row(f"head-guided steering, alpha={res['alpha']}", f"({sp['label']}) {sp['choice']}")
+        t.add_row(f"head-guided steering, alpha={res['alpha']}", escape(f"({sp['label']}) {sp['choice']}"))
     if "listening_score" in res:
         t.add_row(
             "listening score",
             f"{res['listening_score']:.4f} (percentile {res['listening_percentile_vs_calibration']:.0f} of calibration)",
         )
-    Console(file=sys.stdout).print(t)
+    _stdout_console().print(t)
     if "note" in res:
         typer.echo(res["note"])
+    sys.stdout.flush()
 
 
 def _register_extras() -> None:

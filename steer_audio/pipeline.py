@@ -18,6 +18,7 @@ from .errors import SteerAudioError
 from .evaluate.mmau_score import official_accuracy
 from .evaluate.run import EvalConfig, Evaluator
 from .io import (
+    HEADS,
     META,
     MMAU_PREDICTIONS,
     PREDICTIONS,
@@ -56,17 +57,35 @@ class Plan:
 
 
 def splits(plan: Plan) -> tuple[mmau.Dataset, list[mmau.Example], list[mmau.Example], dict[str, Any]]:
-    ds = mmau.load(data_path(plan.data), plan.audio_root)
+    if plan.data in DATA_ALIASES and plan.audio_root is None:
+        raise SteerAudioError(
+            f"--data {plan.data} is bundled without audio: pass --audio-root DIR, the folder that holds "
+            "MMAU's test-mini-audios/ (the clips are not shipped)"
+        )
+    if plan.calib is not None and plan.calib_fraction is not None:
+        raise SteerAudioError("--calib and --calib-fraction both choose the calibration split: give one")
+    if plan.audio_root is not None and not Path(plan.audio_root).is_dir():
+        raise SteerAudioError(f"--audio-root {plan.audio_root}: no such folder")
+    bundled = plan.data in DATA_ALIASES  # MMAU's own files keep their repeated choices; others are refused
+    ds = mmau.load(data_path(plan.data), plan.audio_root, keep_duplicate_choices=bundled)
     exs = ds.examples
+    has_split_field = any("condition" in e.extra for e in exs[:1])
+    if plan.calib_fraction is not None and (has_split_field or plan.calib_split or plan.eval_split):
+        raise SteerAudioError(
+            f"--calib-fraction {plan.calib_fraction}: {plan.data} chooses its splits by its `split` field "
+            "(calibration = 'calib', evaluation = 'test'); drop --calib-fraction"
+        )
     how: dict[str, Any]
     if plan.calib:
-        cal_ds = mmau.load(data_path(plan.calib), plan.audio_root)
+        cal_ds = mmau.load(
+            data_path(plan.calib), plan.audio_root, keep_duplicate_choices=plan.calib in DATA_ALIASES
+        )
         calib, evals = cal_ds.examples, exs
         how = {
             "how": f"calibration file {plan.calib} (sha256 {cal_ds.sha256})",
             "calib_sha256": cal_ds.sha256,
         }
-    elif plan.calib_split or plan.eval_split or any("condition" in e.extra for e in exs[:1]):
+    elif plan.calib_split or plan.eval_split or has_split_field:
         cs, es = plan.calib_split or "calib", plan.eval_split or "test"
         calib, evals = mmau.by_split_field(exs, cs, es)
         how = {"how": f"the file's `split` field: calibration = {cs!r}, evaluation = {es!r}"}
@@ -76,11 +95,26 @@ def splits(plan: Plan) -> tuple[mmau.Dataset, list[mmau.Example], list[mmau.Exam
         how = {
             "how": f"seeded stratified carve: {frac:.0%} of the file by domain (seed {plan.seed}) for calibration; evaluation on the rest"
         }
-    if plan.limit:
+    if plan.limit is not None:
+        if plan.limit < 1:
+            raise SteerAudioError(f"--limit must be at least 1, got {plan.limit}")
         calib, evals = calib[: plan.limit], evals[: plan.limit]
     mmau.check_disjoint(calib, evals)
+    _check_some_audio(calib + evals, ds, plan)
     how |= {"calib_ids": [e.id for e in calib], "eval_ids": [e.id for e in evals], "seed": plan.seed}
     return ds, calib, evals, how
+
+
+def _check_some_audio(exs: list[mmau.Example], ds: mmau.Dataset, plan: Plan) -> None:
+    """All clips absent means a wrong --audio-root, not N missing clips: say so before any capture."""
+    if any(e.audio_array is not None or (e.audio_path is not None and e.audio_path.exists()) for e in exs):
+        return
+    first = next((e.audio_path for e in exs if e.audio_path is not None), None)
+    where = f"--audio-root {plan.audio_root}" if plan.audio_root else f"the data file's folder {ds.audio_root}"
+    raise SteerAudioError(
+        f"none of the {len(exs)} clips of {ds.source} exists under {where} (e.g. {first}): "
+        "pass --audio-root DIR, the folder the items' audio_id paths are relative to"
+    )
 
 
 def check_from(run: Path, key: dict[str, Any]) -> Path:
@@ -124,10 +158,13 @@ def execute(
     ds, calib, evals, split_info = splits(plan)
     # with several devices the workers hold the replicas: this process needs only the weightless skeleton
     m = loaded.load(model, device=device, dtype=dtype, remote=remote or devices > 1, revision=revision)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / SPLITS, split_info)
+    cfg.validate(m.geom.n_total_heads)  # K, methods, grid: before any capture (the Evaluator checks again)
     key = cache_key(m, ds.sha256, negative, plan.seed)
     cap_dir = check_from(from_run, key) if from_run else out / "capture"
+    # a rerun with other settings is refused here, before splits.json / meta.json are rewritten
+    CaptureCache(cap_dir).check(key)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SPLITS, split_info)
     meta = base_meta(
         stage,
         model=m.describe(),
@@ -170,6 +207,7 @@ def execute(
     if rotations:
         ev.permutations(cache, rotations)
     _write_discovery(out, ev, disc, m)
+    _label_random_heads(out, m)
     summary: dict[str, Any] = {
         "model": m.describe(),
         "data": meta["data"],
@@ -199,6 +237,18 @@ def execute(
         _write_report(out, summary, ev, disc)
     write_json(out / SUMMARY, summary)
     return summary
+
+
+def _label_random_heads(out: Path, m: loaded.LoadedModel) -> None:
+    """heads.json says RANDOM WEIGHTS too when the model is random (as the PNG, summary.json and meta.json do)."""
+    path = out / HEADS
+    if not path.exists():
+        return
+    heads = read_json(path)
+    heads["random_weights"] = m.random_weights
+    if m.random_weights:
+        heads["warning"] = f"RANDOM WEIGHTS: {m.name} is a randomly initialised test model; these heads are noise"
+    write_json(path, heads)
 
 
 def _label_tokens(m: loaded.LoadedModel) -> Any:
@@ -271,7 +321,3 @@ def _write_report(out: Path, summary: dict[str, Any], ev: Evaluator, disc: Any) 
     plots.alpha_curves(summary["table"], out / "alpha_curve.png", f"{name}: accuracy vs alpha on calibration")
     plots.domain_bars(summary["table"], out / "domains.png", f"{name}: accuracy by domain (evaluation split)")
     write_text(out / REPORT, markdown.render(summary))
-
-
-def load_cache(run: Path) -> CaptureCache:
-    return CaptureCache(run / "capture")

@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 from steer_audio.cli import app
 
 runner = CliRunner()
+#: the CLI's default model is the embedded `mini`; these tests run the random-weight `tiny` on purpose
+T = ["--model", "tiny"]
 
 
 def test_evaluate_end_to_end(dataset_path, tmp_path):
@@ -71,15 +73,16 @@ def test_evaluate_end_to_end(dataset_path, tmp_path):
 def test_bad_inputs_exit_one_with_a_message(dataset_path, tmp_path):
     cases = [
         (["discover", "--model", "nope"], "unknown model"),
-        (["discover", "--data", str(dataset_path), "--k", "999", "--out", str(tmp_path / "a")], "K=999"),
-        (["evaluate", "--data", str(dataset_path), "--alpha", "x"], "--alpha"),
+        (["discover", *T, "--data", str(dataset_path), "--k", "999", "--out", str(tmp_path / "a")], "K=999"),
+        (["evaluate", *T, "--data", str(dataset_path), "--alpha", "x"], "--alpha"),
         (
-            ["evaluate", "--data", str(dataset_path), "--method", "magic", "--out", str(tmp_path / "b")],
+            ["evaluate", *T, "--data", str(dataset_path), "--method", "magic", "--out", str(tmp_path / "b")],
             "unknown method",
         ),
         (
             [
                 "evaluate",
+                *T,
                 "--data",
                 str(dataset_path),
                 "--grid",
@@ -91,7 +94,7 @@ def test_bad_inputs_exit_one_with_a_message(dataset_path, tmp_path):
             ],
             "finite",
         ),
-        (["discover", "--data", str(tmp_path / "none.json")], "not found"),
+        (["discover", *T, "--data", str(tmp_path / "none.json")], "not found"),
         (["run", str(tmp_path / "none.toml")], "recipe not found"),
     ]
     for args, msg in cases:
@@ -114,6 +117,8 @@ def test_permute_options_and_from_run(dataset_path, tmp_path):
         "evaluate",
         "--data",
         str(dataset_path),
+        "--model",
+        "tiny",
         "--calib-fraction",
         "0.5",
         "--k",
@@ -167,7 +172,7 @@ def test_all_recipes_parse():
 def _head_guided_args(data, out, grid: str, *extra: str) -> list[str]:
     """`evaluate` with head-guided steering, K = 4 and one seed (small and fast on the tiny model)."""
     return [
-        "evaluate", "--data", str(data), "--k", "4", "--k-sweep", "4", "--seeds", "1",
+        "evaluate", "--model", "tiny", "--data", str(data), "--k", "4", "--k-sweep", "4", "--seeds", "1",
         "--grid", grid, "--method", "head-guided", "--out", str(out), *extra,
     ]  # fmt: skip
 
@@ -190,6 +195,8 @@ def test_listen_agrees_with_the_evaluation_run(dataset_path, tmp_path):
             ",".join(item["choices"]),
             "--from",
             str(out),
+            "--model",
+            "tiny",
             "--json",
         ],
     )

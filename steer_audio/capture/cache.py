@@ -6,7 +6,8 @@ Per example and pass (audio "a", negative "n"), at the final prompt position t:
   mass_a, mass_n    [L, H]      audio attention mass a_{l,h} (float32)
   logits_a, logits_n [O]        candidate-token logits (float32), O = MAX_OPTIONS, padded with -inf
   cand              [O]         candidate token ids (long), padded with -1
-A rerun skips examples already in the index (resume by example id)."""
+A rerun skips examples already captured (resume by example id); an example recorded as missing (its audio
+absent or unreadable) is tried again on every rerun, so a corrected --audio-root or a restored file fills it in."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import torch
 
 from ..errors import SteerAudioError
 from ..io import CAPTURE_INDEX, CAPTURE_SHARD, READOUT, load_tensors, read_json, save_tensors, write_json
-from .inputs import MAX_OPTIONS
 
 FIELDS = ("resid_a", "resid_n", "dz", "mass_a", "mass_n", "logits_a", "logits_n", "cand")
 
@@ -58,20 +58,29 @@ class CaptureCache:
             self.index = {"key": None, "examples": {}, "missing": {}, "shards": 0}
 
     # -- identity ------------------------------------------------------------------------------------------
-    def bind(self, key: dict[str, Any]) -> None:
-        """Refuse to mix runs: the cache is bound to one model/data/prompt/negative key."""
-        if self.index["key"] is None:
-            self.index["key"] = key
-            return
+    def check(self, key: dict[str, Any]) -> None:
+        """Raise if the cache was made with another key (model/data/prompt/negative/seed); writes nothing."""
         old = self.index["key"]
+        if old is None:
+            return
         diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
         if diff:
-            details = "; ".join(f"{k}: cached {old.get(k)!r} vs now {key.get(k)!r}" for k in diff)
-            raise SteerAudioError(f"capture cache {self.root} was made with different settings ({details})")
+            details = "; ".join(f"{k}: cached {_short(old.get(k))} vs now {_short(key.get(k))}" for k in diff)
+            raise SteerAudioError(
+                f"capture cache {self.root} was made with different settings ({details}): "
+                "rerun with the cached settings, or give another --out"
+            )
+
+    def bind(self, key: dict[str, Any]) -> None:
+        """Refuse to mix runs: the cache is bound to one model/data/prompt/negative key."""
+        self.check(key)
+        if self.index["key"] is None:
+            self.index["key"] = key
 
     @property
     def done(self) -> set[str]:
-        return set(self.index["examples"]) | set(self.index["missing"])
+        """Examples captured already (those recorded as missing are not done: a rerun tries them again)."""
+        return set(self.index["examples"])
 
     # -- writing -------------------------------------------------------------------------------------------
     def add_shard(self, ids: list[str], tensors: dict[str, torch.Tensor], info: list[dict[str, Any]]) -> None:
@@ -80,6 +89,7 @@ class CaptureCache:
         save_tensors(self.root / name, tensors)
         for row, (i, inf) in enumerate(zip(ids, info, strict=True)):
             self.index["examples"][i] = {"shard": name, "row": row, **inf}
+            self.index["missing"].pop(i, None)  # found on a rerun
         self.index["shards"] = k + 1
         self.flush()
 
@@ -131,6 +141,11 @@ class CaptureCache:
         return Readout(t["token_ids"].tolist(), t["w"], t["norm"], float(info["eps"]), info["norm_kind"])
 
 
+def _short(v: Any, n: int = 200) -> str:
+    text = repr(v)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 @dataclass
 class Readout:
     """Final norm + the lm_head rows of every candidate token: scores options from a residual h^L."""
@@ -145,9 +160,3 @@ class Readout:
         pos = {t: i for i, t in enumerate(self.token_ids)}
         return torch.tensor([[pos.get(int(t), 0) for t in row] for row in cand_ids])
 
-
-def pad_logits(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    out = torch.full((x.shape[0], MAX_OPTIONS), float("-inf"))
-    o = x.shape[1]
-    out[:, :o] = x.float().masked_fill(~valid, float("-inf"))
-    return out

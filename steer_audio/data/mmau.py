@@ -18,6 +18,8 @@ from ..io import read_json, sha256_file, sha256_json
 log = logging.getLogger(__name__)
 
 _REQUIRED = ("id", "question", "choices", "answer")
+#: options per item the scorers support (labels A..J; the capture cache pads to this many)
+MAX_CHOICES = 10
 
 
 @dataclass(eq=False)
@@ -51,19 +53,37 @@ class Dataset:
         return {e.id: e for e in self.examples}
 
 
-def _example(raw: dict[str, Any], pos: int, audio_root: Path | None) -> Example:
+def _example(
+    raw: dict[str, Any],
+    pos: int,
+    audio_root: Path | None,
+    source: str = "the data",
+    keep_duplicates: bool = False,
+) -> Example:
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
-        raise SteerAudioError(f"item #{pos} ({raw.get('id', '?')}) lacks field(s) {', '.join(missing)}")
+        raise SteerAudioError(
+            f"{source}: item #{pos} ({raw.get('id', '?')}) lacks field(s) {', '.join(missing)}"
+        )
     choices = raw["choices"]
     if not isinstance(choices, list) or len(choices) < 2:
-        raise SteerAudioError(f"item {raw['id']}: 'choices' must be a list of at least 2 strings")
+        raise SteerAudioError(f"{source}: item {raw['id']}: 'choices' must be a list of at least 2 strings")
+    if len(choices) > MAX_CHOICES:
+        raise SteerAudioError(
+            f"{source}: item {raw['id']} has {len(choices)} choices; at most {MAX_CHOICES} are supported "
+            f"(labels A-J): trim its choices or leave the item out"
+        )
     ch = tuple(str(c).strip() for c in choices)
+    dup = sorted({c for c in ch if ch.count(c) > 1})
+    if dup and not keep_duplicates:
+        raise SteerAudioError(
+            f"{source}: item {raw['id']} repeats choice {dup[0]!r} in {list(ch)}: make its choices distinct"
+        )
     ans = str(raw["answer"]).strip()
     correct = frozenset(i for i, c in enumerate(ch) if c == ans)
     if not correct:
         raise SteerAudioError(
-            f"item {raw['id']}: answer {raw['answer']!r} is not among its choices {list(ch)}"
+            f"{source}: item {raw['id']}: answer {raw['answer']!r} is not among its choices {list(ch)}"
         )
     extra = {k: v for k, v in raw.items() if k not in ("id", "question", "choices", "answer", "audio_id")}
     for k, v in list(extra.items()):
@@ -93,7 +113,10 @@ def resolve_audio(root: Path, audio_id: str) -> Path:
     return root / rel
 
 
-def load_json(path: Path, audio_root: Path | None = None) -> Dataset:
+def load_json(path: Path, audio_root: Path | None = None, keep_duplicate_choices: bool = True) -> Dataset:
+    """An MMAU-format JSON list. With `keep_duplicate_choices=False` (the CLI, for every file but the bundled
+    test-mini ones) an item that repeats a choice is refused; kept, every copy of the answer counts as right
+    (MMAU's own test-mini files have 27 / 20 such items)."""
     path = Path(path)
     raw = read_json(path)
     if not isinstance(raw, list):
@@ -101,7 +124,9 @@ def load_json(path: Path, audio_root: Path | None = None) -> Dataset:
     if not raw:
         raise SteerAudioError(f"{path}: the file holds no items")
     root = Path(audio_root) if audio_root else path.parent
-    examples = [_example(r, i, root) for i, r in enumerate(raw)]
+    if not all(isinstance(r, dict) for r in raw):
+        raise SteerAudioError(f"{path}: every item must be a JSON object with id, question, choices, answer")
+    examples = [_example(r, i, root, str(path), keep_duplicate_choices) for i, r in enumerate(raw)]
     seen: set[str] = set()
     for e in examples:
         if e.id in seen:
@@ -132,7 +157,7 @@ def load_hf(path: Path, split: str | None = None) -> Dataset:
     examples = []
     for i, row in enumerate(ds):
         audio = row.pop("audio", None)
-        ex = _example(dict(row), i, None)
+        ex = _example(dict(row), i, None, str(p))
         if audio is not None:
             ex.audio_array = _decode(audio, ex.id)
         examples.append(ex)
@@ -156,12 +181,12 @@ def _decode(audio: dict[str, Any], ex_id: str) -> np.ndarray:
     return mono if sr == 16000 else librosa.resample(mono, orig_sr=sr, target_sr=16000).astype(np.float32)
 
 
-def load(path: Path, audio_root: Path | None = None) -> Dataset:
+def load(path: Path, audio_root: Path | None = None, keep_duplicate_choices: bool = True) -> Dataset:
     p = Path(path)
     if not p.exists():
-        raise SteerAudioError(f"data file not found: {p}")
+        raise SteerAudioError(f"--data {p}: data file not found")
     if p.suffix == ".json":
-        return load_json(p, audio_root)
+        return load_json(p, audio_root, keep_duplicate_choices)
     return load_hf(p)
 
 
