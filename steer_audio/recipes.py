@@ -37,6 +37,11 @@ class Recipe(BaseModel):
     dtype: str | None = None
     devices: int = 1
     permute_options: int = 1
+    #: logits (the paper's protocol) | generate (also free-form answers scored by MMAU's string match)
+    protocol: str = "logits"
+    #: the generate protocol's prompt: "model" (the run's own) or a data/prompts.py GENERATION_TEMPLATES name
+    template: str = "model"
+    max_new_tokens: int = 32
 
     def cli_kwargs(self, out: Path) -> dict[str, Any]:
         return dict(
@@ -67,6 +72,9 @@ class Recipe(BaseModel):
             controls=True,
             devices=self.devices,
             permute_options=self.permute_options,
+            protocol=self.protocol,
+            template=self.template,
+            max_new_tokens=self.max_new_tokens,
         )
 
 
