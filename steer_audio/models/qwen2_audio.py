@@ -38,7 +38,9 @@ class Qwen2AudioCheckpoint(ModelKind):
 
         src, kw = hub_source(spec)
         try:
-            model = Qwen2AudioForConditionalGeneration.from_pretrained(src, dtype=dtype, **kw, **placement)
+            model = Qwen2AudioForConditionalGeneration.from_pretrained(
+                src, dtype=dtype, use_safetensors=True, **kw, **placement
+            )
         except OSError as e:
             raise missing_weights(spec, e) from e
         return finish(model, device)

@@ -118,7 +118,7 @@ class FamilyKind(ModelKind):
         src, kw = hub_source(spec)
         try:
             model = family(spec.get("family")).model_class.from_pretrained(
-                src, dtype=dtype, **kw, **placement
+                src, dtype=dtype, use_safetensors=True, **kw, **placement
             )
         except OSError as e:
             raise missing_weights(spec, e) from e
