@@ -90,6 +90,10 @@ Revision = Annotated[str | None, typer.Option("--revision", help="hub revision o
 Devices = Annotated[
     int, typer.Option("--devices", help="data-parallel capture over N devices (one replica each)")
 ]
+Backend = Annotated[str, typer.Option("--backend", help="who runs the --devices replicas: processes | ray")]
+RayAddress = Annotated[
+    str | None, typer.Option("--ray", help="Ray cluster for --devices (auto | HOST:PORT): --backend ray")
+]
 
 
 def _default_out(stage: str, model: str) -> Path:
@@ -201,6 +205,8 @@ def _print_summary(summary: dict) -> None:
         f"vs non-flips {fmt(cf['mean_nonflip'])} (Mann-Whitney p={fmt(cf['p_greater'], '.3g')})"
     )
     sys.stdout.write(f"run directory: {summary['run_dir']}\n")
+    if "verdict" in summary:  # the last line: did steering beat the baseline and the random-head control
+        sys.stdout.write(f"{summary['verdict']}\n")
 
 
 def _remote(value: str | None) -> bool | str:
@@ -213,7 +219,7 @@ def _remote(value: str | None) -> bool | str:
     target = resolve_remote(value)
     configure(target)
     if target.is_server:
-        wait_until_ready(target)
+        wait_until_ready(target, refused_grace=2.0)  # a refused port fails fast; the state is logged
     return target.trace_arg
 
 
@@ -256,7 +262,11 @@ def _execute(stage: str, **kw) -> None:
         cfg = kw.pop("cfg", None) or EvalConfig()
         cfg.k, cfg.ranking, cfg.seed = kw.pop("k"), kw.pop("ranking"), kw.pop("seed")
         target = _remote(kw.pop("remote"))
-        summary = execute(stage, kw.pop("model"), plan, out, cfg, remote=target, **kw)
+        from .capture.backends import using
+
+        ray, backend = kw.pop("ray"), kw.pop("backend")
+        with using("ray" if ray else backend, ray, replicas=kw["devices"]):
+            summary = execute(stage, kw.pop("model"), plan, out, cfg, remote=target, **kw)
     except SteerAudioError as e:
         _fail(e)
         return
@@ -305,6 +315,8 @@ def discover(
     limit: Limit = None,
     revision: Revision = None,
     devices: Devices = 1,
+    backend: Backend = "processes",
+    ray: RayAddress = None,
     draws: Annotated[int, typer.Option(help="random-head draws for the AUC check")] = 100,
 ) -> None:
     """Capture both passes, score every head, pick the specialists and validate the listening score."""
@@ -331,6 +343,8 @@ def discover(
         limit=limit,
         revision=revision,
         devices=devices,
+        backend=backend,
+        ray=ray,
         cfg=cfg,
     )
 
@@ -375,6 +389,8 @@ def evaluate(
     limit: Limit = None,
     revision: Revision = None,
     devices: Devices = 1,
+    backend: Backend = "processes",
+    ray: RayAddress = None,
     method: Annotated[
         list[str] | None,
         typer.Option(
@@ -455,6 +471,8 @@ def evaluate(
         limit=limit,
         revision=revision,
         devices=devices,
+        backend=backend,
+        ray=ray,
         cfg=cfg,
         from_run=from_run,
         permute_options=permute_options,

@@ -140,29 +140,56 @@ def _get(url: str, api_key: str | None, timeout: float) -> tuple[int, bytes]:
 
 
 def server_state(target: RemoteTarget, timeout: float = 5.0) -> str:
-    """One probe: ``"down"`` (no answer), ``"starting"`` (API up, compute backend not yet connected), ``"ready"``."""
+    """One probe: ``"refused"`` (nothing listens on the port), ``"down"`` (no answer), ``"unauthorised"``
+    (HTTP 401/403: the API key is missing or wrong), ``"starting"`` (API up, compute backend not yet
+    connected), ``"ready"``."""
     if not target.is_server:
         return "ready"
     try:
         code, _ = _get(f"{target.url}/connected", target.api_key, timeout)
-    except (urllib.error.URLError, OSError, TimeoutError):
-        return "down"
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        reason = getattr(e, "reason", e)
+        return "refused" if isinstance(reason, ConnectionRefusedError) else "down"
+    if code in (401, 403):
+        return "unauthorised"
     return "ready" if code == 200 else "starting"
 
 
-def wait_until_ready(target: RemoteTarget, timeout: float = 180.0, interval: float = 1.0) -> float:
+def wait_until_ready(
+    target: RemoteTarget,
+    timeout: float = 180.0,
+    interval: float = 1.0,
+    refused_grace: float | None = None,
+    report_every: float = 10.0,
+) -> float:
     """Block until the server answers ``/connected`` (API up *and* its dispatcher connected to Ray).
 
-    Returns the seconds waited. Before that, NDIF answers requests with HTTP 503. Raises
-    `ServerNotReadyError` after ``timeout`` seconds, naming the last state seen.
+    Returns the seconds waited. Before that, NDIF answers requests with HTTP 503. The state is logged
+    (stderr) when it changes and every ``report_every`` seconds. Raises `ServerNotReadyError` after
+    ``timeout`` seconds, naming the last state seen; at once on a rejected API key; and, with
+    ``refused_grace``, once the port has refused connections for that many seconds (nothing listens there).
     """
     t0 = time.monotonic()
-    state = "down"
+    state, last, last_report = "down", None, 0.0
     while True:
         state = server_state(target)
+        waited = time.monotonic() - t0
         if state == "ready":
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
+            return waited
+        if state != last or waited - last_report >= report_every:
+            logger.info("NDIF server %s: %s (waited %.0f s of %.0f s)", target.url, state, waited, timeout)
+            last, last_report = state, waited
+        if state == "unauthorised":
+            raise ServerNotReadyError(
+                f"NDIF server {target.url} rejected the API key: set {ENV_API_KEY} to a key from its key "
+                "database (deploy/ndif/keys.sh)"
+            )
+        if state == "refused" and refused_grace is not None and waited >= refused_grace:
+            raise ServerNotReadyError(
+                f"--remote {target.url}: connection refused (nothing listens on that port); start the server "
+                "(deploy/ndif/start.sh) or fix the URL"
+            )
+        if waited > timeout:
             raise ServerNotReadyError(
                 f"NDIF server {target.url} not ready after {timeout:.0f} s (last state: {state}). "
                 "Is it started (deploy/ndif/start.sh) and is this process in its network namespace?"
