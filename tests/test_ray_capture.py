@@ -202,3 +202,33 @@ def test_backend_registry_routes_run_capture_parallel(tmp_path):
     with pytest.raises(SteerAudioError, match="needs the ray backend"):
         with backends.using("processes", address="auto"):
             pass
+
+
+def _discover(tmp_path: Path, dataset_path: Path, name: str, *extra: str):
+    from typer.testing import CliRunner
+
+    from steer_audio.cli import app
+
+    args = ["discover", "--model", "tiny", "--data", str(dataset_path), "--calib-fraction", "0.5"]
+    args += ["--k", "4", "--draws", "5", "--batch-size", "2", "--out", str(tmp_path / name), *extra]
+    return CliRunner().invoke(app, args)
+
+
+@pytest.mark.ray
+def test_cli_backend_ray_writes_the_single_process_run(ray_local, dataset_path, tmp_path):
+    """`discover --backend ray --devices 2` (the pipeline's data-parallel path on Ray): the same capture cache,
+    file for file, and the same specialist heads as one process."""
+    one = _discover(tmp_path, dataset_path, "one")
+    assert one.exit_code == 0, one.output
+    two = _discover(tmp_path, dataset_path, "two", "--backend", "ray", "--devices", "2")
+    assert two.exit_code == 0, two.output
+    _assert_same_cache(tmp_path / "one" / "capture", tmp_path / "two" / "capture")
+    assert (tmp_path / "one" / "heads.json").read_bytes() == (tmp_path / "two" / "heads.json").read_bytes()
+
+
+def test_cli_refuses_a_backend_without_replicas(dataset_path, tmp_path):
+    r = _discover(tmp_path, dataset_path, "x", "--backend", "ray")
+    assert r.exit_code == 1 and "give --devices N with N >= 2" in r.output
+    r = _discover(tmp_path, dataset_path, "y", "--backend", "nope", "--devices", "2")
+    assert r.exit_code == 1 and "unknown capture backend 'nope'" in r.output
+    assert not (tmp_path / "y" / "capture").exists()

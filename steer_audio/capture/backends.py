@@ -44,12 +44,15 @@ def register(name: str, target: str | None) -> None:
 
 
 @contextmanager
-def using(name: str, address: str | None = None) -> Iterator[Choice]:
-    """Run data-parallel captures inside this block on backend `name`."""
+def using(name: str, address: str | None = None, replicas: int | None = None) -> Iterator[Choice]:
+    """Run data-parallel captures inside this block on backend `name`. `replicas` (the CLI's --devices): a
+    backend other than the process pool runs only data-parallel captures, so it needs at least two."""
     if name not in BACKENDS:
         raise SteerAudioError(f"unknown capture backend {name!r}: use one of {', '.join(BACKENDS)}")
     if address is not None and name != "ray":
         raise SteerAudioError(f"--ray {address} needs the ray backend, not {name!r}")
+    if name != "processes" and replicas is not None and replicas < 2:
+        raise SteerAudioError(f"--backend {name} runs the --devices replicas: give --devices N with N >= 2")
     choice = Choice(name, address)
     token = _choice.set(choice)
     try:
