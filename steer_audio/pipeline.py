@@ -308,6 +308,20 @@ def _write_predictions(out: Path, ev: Evaluator, ds: mmau.Dataset) -> dict[str, 
         }
         if r.name in ("baseline", "head-guided"):
             write_json(out / MMAU_PREDICTIONS.replace(".json", f".{r.name}.json"), items)
+    for r in ev.results:  # the diagnostic (ablated-audio) twins, at each method's chosen configuration
+        for e, p in zip(ev.diag_ex, [] if r.diag_pred is None else r.diag_pred, strict=False):
+            rows.append(
+                {
+                    "id": e.id,
+                    "method": r.name,
+                    "alpha": r.params.get("alpha"),
+                    "label": LETTERS[int(p)],
+                    "choice": e.choices[int(p)],
+                    "correct": int(p) in e.correct,
+                    "domain": e.domain,
+                    "diagnostic": True,
+                }
+            )
     write_jsonl(out / PREDICTIONS, rows)
     return official
 
@@ -320,4 +334,6 @@ def _write_report(out: Path, summary: dict[str, Any], ev: Evaluator, disc: Any) 
     )
     plots.alpha_curves(summary["table"], out / "alpha_curve.png", f"{name}: accuracy vs alpha on calibration")
     plots.domain_bars(summary["table"], out / "domains.png", f"{name}: accuracy by domain (evaluation split)")
+    plots.tradeoff(summary["table"], out / "tradeoff.png", f"{name}: misleading vs consistent accuracy")
+    summary["verdict"] = markdown.verdict(summary["table"])  # summary.json and stdout end with it
     write_text(out / REPORT, markdown.render(summary))

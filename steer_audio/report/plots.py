@@ -1,4 +1,5 @@
-"""Figures: head-score heatmap, accuracy vs alpha on calibration (Fig. 2), per-domain bars."""
+"""Figures: head-score heatmap, accuracy vs alpha on calibration (Fig. 2), per-domain bars, and the
+misleading-vs-consistent trade-off as alpha grows."""
 
 from __future__ import annotations
 
@@ -66,3 +67,46 @@ def domain_bars(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def tradeoff(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
+    """Misleading vs consistent accuracy as alpha grows, one curve per method (calibration and evaluation
+    panels; the calibration-chosen alpha starred). False (nothing written) without listen-bench curves."""
+    curved = [
+        r
+        for r in rows
+        if r.get("condition_curves")
+        and len(r["condition_curves"]["alpha"]) > 1
+        and all(
+            k in r["condition_curves"].get(s, {})
+            for s in ("calibration", "evaluation")
+            for k in ("misleading", "consistent")
+        )
+    ]
+    if not curved:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharex=True, sharey=True)
+    base = next((r for r in rows if r["method"] == "baseline"), None)
+    for ax, split in zip(axes, ("calibration", "evaluation"), strict=True):
+        for r in curved:
+            cc = r["condition_curves"]
+            xs = [100 * x for x in cc[split]["consistent"]["accuracy"]]
+            ys = [100 * y for y in cc[split]["misleading"]["accuracy"]]
+            (line,) = ax.plot(xs, ys, marker="o", ms=3, lw=1, label=r["method"])
+            if r.get("alpha") in cc["alpha"]:
+                i = cc["alpha"].index(r["alpha"])
+                ax.plot(xs[i], ys[i], marker="*", ms=11, color=line.get_color(), mec="black", mew=0.5)
+            ax.annotate(f"α={cc['alpha'][-1]:g}", (xs[-1], ys[-1]), fontsize=6, color=line.get_color())
+        if split == "evaluation" and base is not None and "by_condition" in base:
+            bc = base["by_condition"]
+            ax.plot(100 * bc["consistent"], 100 * bc["misleading"], "kx", ms=9, label="baseline")
+        n_c = curved[0]["condition_curves"][split]["consistent"]["n"]
+        n_m = curved[0]["condition_curves"][split]["misleading"]["n"]
+        ax.set_title(f"{split} (n = {n_c} consistent, {n_m} misleading)", fontsize=9)
+        ax.set_xlabel("consistent-hint accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("misleading-hint accuracy (%)")
+    axes[1].legend(fontsize=6, loc="best")
+    fig.suptitle(title + "  (each curve: alpha from 0 upwards; ★ chosen on calibration)", fontsize=9)
+    _save(fig, path)
+    return True
