@@ -305,3 +305,138 @@ def test_texts_stop_at_the_end_token(lively, batch):
     tok = lively.processor.tokenizer
     texts = g.texts(tok)
     assert texts[0] == tok.decode(g.tokens[0, : g.lengths[0]].tolist(), skip_special_tokens=True)
+
+
+# -- the generate protocol of evaluation (evaluate/generate_protocol.py) ------------------------------------
+def _resid_at_t(m, inputs):
+    """Plain PyTorch: each decoder layer's output at the last prompt position (forward hooks, one row)."""
+    got = {}
+    handles = [
+        layer.register_forward_hook(
+            lambda mod, a, o, i=i: got.__setitem__(i, (o[0] if isinstance(o, tuple) else o)[0, -1].clone())
+        )
+        for i, layer in enumerate(_layers(m))
+    ]
+    try:
+        with torch.no_grad():
+            m.lm._module(**{k: v for k, v in inputs.items() if k != "position_ids"}, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return got
+
+
+def test_protocol_head_guided_uses_the_capture_direction(lively, dataset_path, tmp_path):
+    """A method decodes with v(x) from the capture: equal to HF generate with a hook adding alpha * v, where v
+    is built from an independent plain-PyTorch reference of the audio and silence passes."""
+    import numpy as np
+
+    from steer_audio.capture.run import run_capture
+    from steer_audio.evaluate import generate_protocol as gp
+
+    exs = mmau.load(dataset_path).examples[:3]
+    cache = run_capture(lively, exs, tmp_path / "cap", batch_size=3)
+    data = cache.load([e.id for e in exs])
+    weights = {1: 0.5, 3: 0.5}
+    alpha = 2.0
+    methods = [
+        gp.Method("baseline", {}),
+        gp.Method("head-guided", {"alpha": alpha, "layer_weights": weights}),
+        gp.Method("control/mean v", {"alpha": alpha}),
+    ]
+    prompt = gp.generation_prompt(lively.prompt, "model")
+    cfg = gp.GenerateConfig(max_new_tokens=N_NEW, batch_size=2)
+    res = gp.run(lively, methods, exs, data, prompt, cfg)
+    assert res.skipped == ["control/mean v"]
+    wavs = [load_audio(e.audio_path) for e in exs]
+    tok = lively.processor.tokenizer
+    for i, ex in enumerate(exs):
+        one = encode(lively.processor, [ex], [wavs[i]], None, lively.prompt, lively.geom.audio_token_id)
+        sil = encode(
+            lively.processor,
+            [ex],
+            [negative(wavs[i], "silence")],
+            None,
+            lively.prompt,
+            lively.geom.audio_token_id,
+        )
+        h_a, h_n = _resid_at_t(lively, one.model_inputs), _resid_at_t(lively, sil.model_inputs)
+        v = sum(w * (h_a[ly] - h_n[ly]) for ly, w in weights.items())
+        for name, hooks in (("baseline", []), ("head-guided", [_last_layer_hook(lively, v[None], alpha)])):
+            ids = _hf_generate(lively, one.model_inputs, hooks)[0]
+            end = (ids == tok.eos_token_id).nonzero()
+            ids = ids[: int(end[0]) + 1] if len(end) else ids
+            want = tok.decode(ids.tolist(), skip_special_tokens=True)
+            assert res.rows[name][i]["text"] == want
+            assert res.rows[name][i]["new_tokens"] == len(ids)
+    rows = gp.table(res, n_missing=1, logits_correct={"baseline": np.zeros(4), "head-guided": np.ones(4)})
+    assert [r["n"] for r in rows] == [4, 4]  # the missing item counts, as wrong
+    assert rows[1]["mcnemar_vs_logits"]["b_base_only"] == 4 - sum(
+        r["correct"] for r in res.rows["head-guided"]
+    )
+
+
+def test_generation_prompt_and_scoring_rules(lively):
+    from steer_audio.evaluate import generate_protocol as gp
+
+    own = gp.generation_prompt(lively.prompt, "model")
+    assert own.spec == lively.prompt and own.extraction == "none"
+    r1 = gp.generation_prompt(lively.prompt, "r1-aqa")
+    assert r1.extraction == "answer-tag" and "<answer> </answer>" in r1.spec.template
+    ex = mmau.Example(
+        id="x",
+        question="Q?",
+        choices=("a dog", "rain"),
+        answer="rain",
+        correct=frozenset({1}),
+        domain="sound",
+    )
+    from steer_audio.data.prompts import user_text
+
+    assert user_text(ex, r1.spec) == (
+        "Q? Please choose the answer from the following options: ['a dog', 'rain']. "
+        "Output the final answer in <answer> </answer>."
+    )
+    with pytest.raises(SteerAudioError, match="unknown --template"):
+        gp.GenerateConfig(template="chatty").validate()
+    with pytest.raises(SteerAudioError, match="max-new-tokens"):
+        gp.GenerateConfig(max_new_tokens=0).validate()
+
+
+def test_cli_generate_protocol_end_to_end(dataset_path, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from steer_audio.cli import app
+
+    out = tmp_path / "run"
+    args = ["evaluate", "--model", "tiny", "--data", str(dataset_path), "--calib-fraction", "0.5"]
+    args += ["--k", "4", "--k-sweep", "4", "--seeds", "2", "--method", "head-guided", "--method", "aad"]
+    args += ["--protocol", "generate", "--max-new-tokens", "3", "--out", str(out)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    gen = summary["generate"]
+    assert [row["method"] for row in gen["table"]][:3] == ["baseline", "head-guided", "aad"]
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    g_rows = [x for x in rows if x.get("protocol") == "generate"]
+    n_eval = summary["splits"]["n_eval"]
+    assert len(g_rows) == n_eval * len(gen["table"]) and all("text" in x for x in g_rows)
+    assert any(x.get("protocol") != "generate" for x in rows)  # the logits rows stay
+    items = json.loads((out / "mmau_predictions.generate.head-guided.json").read_text())
+    assert len(items) == n_eval and all("model_output" in it for it in items)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["generate"]["prompt"]["extraction"] == "none"
+    assert "## Both protocols side by side" in (out / "report.md").read_text()
+
+
+def test_cli_rejects_an_unknown_protocol(dataset_path, tmp_path):
+    from typer.testing import CliRunner
+
+    from steer_audio.cli import app
+
+    r = CliRunner().invoke(
+        app, ["evaluate", "--model", "tiny", "--protocol", "sample", "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 1 and "unknown --protocol" in r.output

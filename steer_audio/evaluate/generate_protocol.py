@@ -11,6 +11,7 @@ direction controls) are skipped and listed."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -359,3 +360,42 @@ def evaluate(
         }
         write_json(meta_path, meta)
     return summary(res, rows)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}"
+
+
+def _p(m: dict[str, Any] | None) -> str:
+    return "–" if not m else f"{m['p_value']:.3g}{' (exact)' if m['exact'] else ''}"
+
+
+def markdown_table(gen: dict[str, Any]) -> list[str]:
+    """The report's side-by-side section: per method, logits vs generate accuracy and McNemar between them."""
+    pr = gen["prompt"]
+    out = [
+        "",
+        "## Both protocols side by side (evaluation split)",
+        "",
+        f"- generate: {gen['decoding']}; alpha etc.: {gen['alpha_from']}; scorer: {gen['scorer']}.",
+        f"- generation prompt ({pr['source']}): `{json.dumps(pr['template'])}`; answer read by rule "
+        f"`{pr['extraction']}`.",
+        "- McNemar (exact binomial below 25 discordant pairs) pairs each method's two protocols item by item, "
+        "and each generated method with the generated baseline.",
+    ]
+    if gen.get("skipped_methods"):
+        out.append(f"- not decoded (no generation form): {', '.join(gen['skipped_methods'])}.")
+    out += [
+        "",
+        "| method | logits % | generate % | n | p logits vs generate | gain vs baseline (pp, generate) | "
+        "p vs baseline (generate) | empty answers | hit max tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in gen["table"]:
+        gain = f"{r['gain_pp']:+.2f}" if "gain_pp" in r else ""
+        out.append(
+            f"| {r['method']} | {_pct(r.get('logits_accuracy'))} | {_pct(r['accuracy'])} | {r['n']} | "
+            f"{_p(r.get('mcnemar_vs_logits'))} | {gain} | {_p(r.get('mcnemar_vs_baseline'))} | "
+            f"{r['empty_outputs']} | {r['unfinished']} |"
+        )
+    return out
