@@ -1,4 +1,8 @@
-"""A loaded model: nnsight wrapper + processor + architecture facts, ready for capture and steering."""
+"""A loaded model: nnsight wrapper + processor + architecture facts, ready for capture and steering.
+
+`LoadedModel` is what the public `steer_audio.load_model` returns: `.nnsight` (the `AudioLM` wrapper),
+`.processor`, `.arch` (the architecture row), `.geom` (head geometry), `.envoys()` (the nnsight envoys of
+the layers, o_proj, final norm and lm_head the architecture table names) and `.trace(...)`."""
 
 from __future__ import annotations
 
@@ -29,9 +33,36 @@ class LoadedModel:
     fast_audio: bool = True
     _embedder: Any = field(default=None, repr=False)
 
+    _envoys: Any = field(default=None, repr=False)
+
     @property
     def name(self) -> str:
         return str(self.spec["name"])
+
+    @property
+    def nnsight(self) -> AudioLM:
+        """The nnsight wrapper (an `AudioLM`): open traces on it, read and edit its envoys."""
+        return self.lm
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The underlying transformers module (`*ForConditionalGeneration`)."""
+        return self.lm._module  # type: ignore[no-any-return]
+
+    def envoys(self) -> Any:
+        """The envoys of the decoder layers, o_proj, attention `.source` ops, final norm and lm_head
+        (`capture.trace.Envoys`), resolved once from the architecture table."""
+        if self._envoys is None:
+            from ..capture.trace import envoys
+
+            self._envoys = envoys(self.lm, self.arch, self.geom, self.name)
+        return self._envoys
+
+    def trace(self, *inputs: Any, **kwargs: Any) -> Any:
+        """`with model.trace(example): ...`: an nnsight trace of the wrapper (remote when the model is),
+        on examples, (audio, text) pairs or model kwargs (see `wrapper.AudioLM`)."""
+        kwargs.setdefault("remote", self.remote)
+        return self.lm.trace(*inputs, **kwargs)
 
     @property
     def random_weights(self) -> bool:

@@ -2,11 +2,18 @@
 
 `AudioLM` is a `Remotable`: its model key is the JSON spec of `registry`, so a server rebuilds the same model
 offline. Locally it wraps an already built module (no meta phase).
+
+Inputs of a trace: model kwargs (`input_ids=`, `attention_mask=`, `position_ids=`, `input_features=` ...), or,
+once `example_encoder` is set (the public `load_model` sets it), examples directly: `trace(example)`,
+`trace([ex1, ex2])`, `trace((audio, "question text"))`, like nnsight's `LanguageModel.trace("text")`. Each
+invoke's examples are encoded (chat template, audio features, explicit position ids) and left-padded into
+one batch as usual.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,6 +29,8 @@ class AudioLM(Remotable):
         self.spec = spec
         pad = kwargs.pop("pad_token_id", None)
         self._pad: int | None = None if pad is None else int(pad)
+        #: turns the positional inputs of an invoke (examples, (audio, text) pairs) into model kwargs
+        self.example_encoder: Callable[[tuple[Any, ...]], dict[str, Any]] | None = None
         super().__init__(*args, **kwargs)
 
     @property
@@ -57,10 +66,18 @@ class AudioLM(Remotable):
 
     # -- batching of several invokes (left padding) -----------------------------------------------------
     def _batch_size(self, *inputs: Any, **kwargs: Any) -> int:
+        if inputs and self.example_encoder is not None:
+            return n_example_rows(inputs)
         ids = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
         return 0 if ids is None else int(ids.shape[0])
 
+    def _encode_invoke(self, inputs: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if not inputs or self.example_encoder is None:
+            return inputs, kwargs
+        return (), {**self.example_encoder(inputs), **kwargs}
+
     def _batch(self, invokes: list[tuple[tuple, dict]], fn: Any = None) -> tuple[tuple, dict]:
+        invokes = [self._encode_invoke(a, k) for a, k in invokes]
         if len(invokes) == 1:
             return invokes[0]
         kws = [kw for _, kw in invokes]
@@ -90,3 +107,21 @@ class AudioLM(Remotable):
             if key not in out:
                 out[key] = kws[0][key]
         return (), out
+
+
+def example_items(inputs: tuple[Any, ...]) -> list[Any]:
+    """The items of an invoke's positional inputs: examples or (audio, text) pairs, one row each.
+    `(ex,)`, `([ex1, ex2],)`, `((audio, text),)` and `(audio, text)` are all accepted."""
+    if len(inputs) == 2 and isinstance(inputs[1], str):
+        return [tuple(inputs)]
+    items: list[Any] = []
+    for x in inputs:
+        if isinstance(x, list):
+            items.extend(x)
+        else:
+            items.append(x)
+    return items
+
+
+def n_example_rows(inputs: tuple[Any, ...]) -> int:
+    return len(example_items(inputs))
