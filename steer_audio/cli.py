@@ -544,6 +544,10 @@ def listen(
     dtype: Dtype = None,
     remote: Remote = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="also print free-form answers, unsteered and steered (greedy)")
+    ] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="--generate: new tokens at most")] = 32,
 ) -> None:
     """One example: prediction with and without steering, listening score, does silence change it."""
     from . import cli_checks as cc
@@ -561,7 +565,19 @@ def listen(
                 "give the --out folder of a discover or evaluate run of this model"
             )
         _check_model_ready(model)
-        res = run_listen(model, clip, question, opts, from_run, negative, device, dtype, _remote(remote))
+        cc.check_positive("--max-new-tokens", max_new_tokens)
+        res = run_listen(
+            model,
+            clip,
+            question,
+            opts,
+            from_run,
+            negative,
+            device,
+            dtype,
+            _remote(remote),
+            generate=max_new_tokens if generate else None,
+        )
     except SteerAudioError as e:
         _fail(e)
         return
@@ -595,6 +611,10 @@ def _print_listen(res: dict[str, Any], clip: Path, as_json: bool) -> None:
     if "steered_prediction" in res:
         sp = res["steered_prediction"]
         t.add_row(f"head-guided steering, alpha={res['alpha']}", escape(f"({sp['label']}) {sp['choice']}"))
+    if "generated" in res:
+        t.add_row("generated (unsteered)", escape(repr(res["generated"])))
+    if "steered_generated" in res:
+        t.add_row(f"generated, head-guided alpha={res['alpha']}", escape(repr(res["steered_generated"])))
     if "listening_score" in res:
         t.add_row(
             "listening score",

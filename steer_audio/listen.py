@@ -32,7 +32,9 @@ def listen(
     device: str | None = None,
     dtype: str | None = None,
     remote: bool | str = False,
+    generate: int | None = None,
 ) -> dict[str, Any]:
+    """`generate`: also decode free-form answers (at most that many new tokens), unsteered and steered."""
     if len(choices) < 2:
         raise SteerAudioError("--choices needs at least two comma-separated options")
     m = loaded.load(model, device=device, dtype=dtype, remote=remote)
@@ -59,6 +61,11 @@ def listen(
         "negative": negative_kind,
     }
     res["negative_changes_answer"] = res["prediction"]["index"] != res["prediction_under_negative"]["index"]
+    if generate:  # the audio row of the same prompt, greedy (steer/generate.py)
+        from .steer.generate import LayerAdd, generate_texts
+
+        audio_in = {k: v[:1] for k, v in m.model_inputs(b.model_inputs, b.row_keys).items()}
+        res["generated"] = generate_texts(m, audio_in, None, generate)[0]
     if from_run is None:
         res["note"] = (
             "pass --from RUN (a discover/evaluate run of this model) for the listening score and steering"
@@ -89,6 +96,8 @@ def listen(
     steered = cached.score(one, cache.readout(), v, [float(alpha)])[0, 0, :n]
     res["alpha"] = alpha
     res["steered_prediction"] = _pred(steered, ex)
+    if generate:  # alpha * v(x) at the last layer at t and at every new token
+        res["steered_generated"] = generate_texts(m, audio_in, LayerAdd(v, float(alpha)), generate)[0]
     return res
 
 

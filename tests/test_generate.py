@@ -429,6 +429,23 @@ def test_cli_generate_protocol_end_to_end(dataset_path, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["generate"]["prompt"]["extraction"] == "none"
     assert "## Both protocols side by side" in (out / "report.md").read_text()
+    # listen --generate: the unsteered answer equals HF generate's on the same prompt; a steered one is printed
+    ex = mmau.load(dataset_path).examples[0]
+    args = ["listen", str(ex.audio_path), "-q", ex.question, "-c", ",".join(ex.choices), "--model", "tiny"]
+    r = CliRunner().invoke(app, [*args, "--from", str(out), "--generate", "--max-new-tokens", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output[r.output.index("{") :])
+    from steer_audio.models import loaded
+
+    m = loaded.load("tiny", device="cpu")
+    b = encode(m.processor, [ex], [load_audio(ex.audio_path)], None, m.prompt, m.geom.audio_token_id)
+    with torch.no_grad():
+        plain = {k: v for k, v in b.model_inputs.items() if k != "position_ids"}
+        ids = m.lm._module.generate(**plain, max_new_tokens=3, do_sample=False)[
+            0, plain["input_ids"].shape[1] :
+        ]
+    assert res["generated"] == m.processor.tokenizer.decode(ids.tolist(), skip_special_tokens=True)
+    assert isinstance(res["steered_generated"], str) and "alpha" in res
 
 
 def test_cli_rejects_an_unknown_protocol(dataset_path, tmp_path):

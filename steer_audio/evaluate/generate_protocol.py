@@ -32,7 +32,16 @@ from ..errors import SteerAudioError
 from ..progress import bar
 from ..steer import avs
 from ..steer.forward import head_delta
-from ..steer.generate import AvsSchedule, Greedy, HeadAdd, LayerAdd, LogitContrast, Steering, generate
+from ..steer.generate import (
+    AvsSchedule,
+    Greedy,
+    HeadAdd,
+    LayerAdd,
+    LogitContrast,
+    Steering,
+    eos_ids,
+    generate,
+)
 from .mmau_score import extract, string_match
 from .stats import bootstrap_ci, mcnemar
 
@@ -166,7 +175,7 @@ def run(
         skipped += [mt.name for mt in todo if mt.name in CONTRASTIVE]
         todo = [mt for mt in todo if mt.name not in CONTRASTIVE]
     tok = m.processor.tokenizer
-    eos = sorted({int(t) for t in _eos_ids(m)})
+    eos = eos_ids(m)
     pad = int(tok.pad_token_id if tok.pad_token_id is not None else eos[0])
     ev = envoys(m.lm, m.arch, m.geom, m.name)
     rows: dict[str, list[dict[str, Any]]] = {mt.name: [] for mt in todo}
@@ -203,17 +212,6 @@ def run(
                     )
                 p.advance(len(chunk))
     return GenerateResult(prompt, cfg, rows, skipped)
-
-
-def _eos_ids(m: Any) -> list[int]:
-    """End-of-sequence tokens: the generation config's (one id or several), else the tokenizer's."""
-    gc = getattr(m.lm._module, "generation_config", None)
-    ids = getattr(gc, "eos_token_id", None) if gc is not None else None
-    if ids is None:
-        ids = m.processor.tokenizer.eos_token_id
-    if ids is None:
-        raise SteerAudioError(f"model {m.name!r} names no end-of-sequence token; generation cannot stop")
-    return list(ids) if isinstance(ids, (list, tuple)) else [int(ids)]
 
 
 # -- the table: accuracy per method, McNemar vs the generated baseline and vs the same method's logits ------

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
-from ..capture.trace import Envoys
+from ..capture.trace import Envoys, envoys
 from ..errors import SteerAudioError
 from .avs import steer_residual
 
@@ -234,3 +234,26 @@ def _extend(
         e = _embed(lm, fed[:, None]).to(inputs["inputs_embeds"].dtype)
         new["inputs_embeds"] = torch.cat([inputs["inputs_embeds"], e], 1)
     return new
+
+
+def eos_ids(m: Any) -> list[int]:
+    """End-of-sequence tokens of a loaded model: its generation config's (one id or several), else the
+    tokenizer's."""
+    gc = getattr(m.lm._module, "generation_config", None)
+    ids = getattr(gc, "eos_token_id", None) if gc is not None else None
+    if ids is None:
+        ids = m.processor.tokenizer.eos_token_id
+    if ids is None:
+        raise SteerAudioError(f"model {m.name!r} names no end-of-sequence token; generation cannot stop")
+    return [int(i) for i in ids] if isinstance(ids, (list, tuple)) else [int(ids)]
+
+
+def generate_texts(
+    m: Any, inputs: dict[str, torch.Tensor], steering: Steering | None = None, max_new_tokens: int = 32
+) -> list[str]:
+    """Greedy answers of a loaded model (models/loaded.py) for model inputs already placed for it."""
+    tok = m.processor.tokenizer
+    eos = eos_ids(m)
+    pad = int(tok.pad_token_id if tok.pad_token_id is not None else eos[0])
+    ev = envoys(m.lm, m.arch, m.geom, m.name)
+    return generate(m.lm, ev, inputs, steering, max_new_tokens, eos, pad).texts(tok)
