@@ -10,7 +10,9 @@ is complete, the folders are merged into the main cache in plan order: the merge
 files, in the same order, as the single-process cache. A rerun reads the plan and captures only what is
 missing.
 
-Ray must be installed (`pip install 'steer-audio[ray]'`) on every node, with steer_audio importable."""
+Ray must be installed (`pip install 'steer-audio[ray]'`) on every node, with steer_audio importable. The
+replicas write their shard folders themselves: on a cluster of several nodes the run directory (and the audio)
+must be on a file system that every node mounts at the same path."""
 
 from __future__ import annotations
 
@@ -252,16 +254,20 @@ def _run_shards(
             ran[str(s)] = ray.get(ref)
         except ray.exceptions.RayActorError as e:  # the replica died more often than max_retries
             log.error("capture shard %d failed: %s", s, e)
-            failed[s] = f"its replica died {max_retries + 1} time(s)"
+            failed[s] = f"its replica died ({_first_line(e)})"
             continue  # the replica is gone for good: the others take the rest
         except ray.exceptions.RayTaskError as e:  # an error in the capture itself (not retried)
-            cause = getattr(e, "cause", None) or e
-            failed[s] = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            failed[s] = _first_line(getattr(e, "cause", None) or e)
         if queue:
             submit(actor)
     for s, _, _ in queue:  # no replica left
         failed[s] = "no replica was left to run it"
     return ran, failed
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 class _Replica:
@@ -301,6 +307,8 @@ class _Replica:
             "captured_now": len(CaptureCache(d).done) - before,
             "capture_s": time.perf_counter() - t0,
             "steady_s": (ends[-1] - ends[0]) if len(ends) > 1 else None,
+            # time.perf_counter is system-wide monotonic on Linux: comparable across the replicas of one host
+            "batch_end": list(ends),
             "fault": asdict(fault) if fault is not None and fault.shard == shard else None,
         }
 
