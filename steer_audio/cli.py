@@ -175,7 +175,9 @@ def _print_summary(summary: dict) -> None:
             if fixed is None
             else f"alpha fixed by --alpha {fixed} (user-chosen)"
         )
-        t = Table(title=f"{name}{' (RANDOM WEIGHTS)' if random else ''}: evaluation split, {how}")
+        # titles as plain lines: rich wraps a table's title to the table's width
+        sys.stdout.write(f"{name}{' (RANDOM WEIGHTS)' if random else ''}: evaluation split, {how}\n")
+        t = Table()
         for c in ("method", "accuracy %", "gain pp", "McNemar p", "alpha", "layer/K"):
             t.add_column(c)
         for r in summary["table"]:
@@ -190,7 +192,8 @@ def _print_summary(summary: dict) -> None:
             )
         con.print(t)
     d = summary["discovery"]
-    t = Table(title=f"top specialists (K={d['k']}, ranking {d['ranking']})")
+    sys.stdout.write(f"top specialists (K={d['k']}, ranking {d['ranking']})\n")
+    t = Table()
     t.add_column("rank")
     t.add_column("head")
     for i, h in enumerate(d["heads"][:10]):
