@@ -56,6 +56,9 @@ MODELS: dict[str, ModelEntry] = {
     "mini": ModelEntry(
         "mini", "mini", scoring="first-token", description="Whisper-base + Gemma-3-270M + trained projector"
     ),
+    "qmini": ModelEntry(
+        "qmini", "qmini", scoring="letters", description="Whisper-base + Qwen2.5-Coder-0.5B-Instruct + projector"
+    ),
     # more families (steer_audio/models/families/): tiny random configs and the real checkpoints
     "tiny-qwen2.5-omni": ModelEntry(
         "tiny-qwen2.5-omni",
@@ -105,6 +108,7 @@ KIND_MODULES: dict[str, str] = {
     "tiny": "steer_audio.models.tiny",
     "random": "steer_audio.models.random7b",
     "mini": "steer_audio.models.embedded",
+    "qmini": "steer_audio.models.qmini.kind",
     "tiny-family": "steer_audio.models.families",
     "family": "steer_audio.models.families",
 }
