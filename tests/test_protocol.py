@@ -51,7 +51,9 @@ def _bench(root: Path, n_base: int = 6) -> Path:
                         "task": ("sound", "music", "speech")[i % 3],
                         "split": split,
                         "condition": cond,
-                        "prior_choice": None if cond == "neutral" else (ans if cond == "consistent" else prior),
+                        "prior_choice": None
+                        if cond == "neutral"
+                        else (ans if cond == "consistent" else prior),
                         "twin_of": f"{base}-neutral",
                     }
                 )
@@ -174,3 +176,69 @@ def test_discovery_refuses_ablated_items_and_its_runner_drops_them(twins):
     ev, disc, _ = _run(cache, calib, evals)
     np.testing.assert_array_equal(run.discovery.r, disc.r)
     assert run.discovery.summary["protocol"]["calibration"]["n_diagnostic_excluded"] == len(calib) // 4
+
+
+def _brute_score(mass: np.ndarray, heads, r) -> np.ndarray:
+    """s(x) written out: sum over the heads of r * mass, divided by sum |r|."""
+    s = np.zeros(mass.shape[0])
+    for (layer, h), w in zip(heads, r, strict=True):
+        s += w * mass[:, layer, h]
+    return s / sum(abs(w) for w in r)
+
+
+def test_gated_steers_only_below_the_calibration_threshold_and_picks_the_best_cell(twins):
+    from steer_audio.steer import cached
+    from steer_audio.steer.methods.gated import GATE_QUANTILES
+
+    cache, calib, evals = twins
+    ev, disc, _ = _run(cache, calib, evals)
+    g = next(r for r in ev.results if r.name == "gated")
+    hs = disc.heads
+    s_cal = _brute_score(ev.dc["mass_a"].numpy(), hs.heads, hs.r)
+    s_ev = _brute_score(ev.de["mass_a"].numpy(), hs.heads, hs.r)
+
+    def gated_correct(d, exs, s, tau, a):
+        steered = predictions(cached.score(d, ev.ro, cached.head_guided_direction(d, hs), [a])[0])
+        pred = np.where(s < tau, steered, predictions(d["logits_a"]))
+        return pred, correctness(pred, [e.correct for e in exs])
+
+    cells = []
+    for j, q in enumerate(GATE_QUANTILES):
+        tau = np.quantile(s_cal, q) if q < 1 else np.inf
+        for i, a in enumerate(ev.cfg.alphas):
+            cells.append(
+                (gated_correct(ev.dc, ev.cal_ex, s_cal, tau, a)[1].mean(), -abs(a), -j, -i, q, a, tau)
+            )
+    best = max(cells)
+    assert (g.params["gate_quantile"], g.params["alpha"]) == (best[4], best[5])
+    pred, _ = gated_correct(ev.de, ev.ev_ex, s_ev, best[6], best[5])
+    np.testing.assert_array_equal(g.pred, pred)
+    assert g.params["steered_fraction_eval"] == pytest.approx(float((s_ev < best[6]).mean()))
+
+
+def test_hint_projection_removes_the_calibration_hint_component(twins):
+    import torch
+
+    from steer_audio.steer import cached
+    from steer_audio.steer.methods.hint import hint_direction, projected
+
+    cache, calib, evals = twins
+    ev, disc, _ = _run(cache, calib, evals)
+    ctx_like = type("C", (), {"cal_ex": ev.cal_ex, "dc": ev.dc})()
+    u = hint_direction(ctx_like, disc.heads)  # type: ignore[arg-type]
+    # independent: mean over calibration bases of sum_l w_l (h^l(misleading) - h^l(neutral))
+    want = torch.zeros_like(u)
+    bases = sorted({e.id.rsplit("-", 1)[0] for e in ev.cal_ex})
+    for b in bases:
+        m, n = ev.dc.subset([f"{b}-misleading"]), ev.dc.subset([f"{b}-neutral"])
+        for layer, w in disc.heads.layer_weights().items():
+            want += w * (m["resid_a"][0, layer].float() - n["resid_a"][0, layer].float()) / len(bases)
+    torch.testing.assert_close(u, want, rtol=1e-5, atol=1e-6)
+    v = cached.head_guided_direction(ev.de, disc.heads)
+    vp = projected(v, u)
+    uh = u / u.norm()
+    assert (vp @ uh).abs().max() < 1e-4 * v.norm(dim=-1).max()
+    torch.testing.assert_close(v - vp, (v @ uh)[:, None] * uh[None, :])
+    r = next(r for r in ev.results if r.name == "hint-projected")
+    steered = cached.score(ev.de, ev.ro, vp, [r.params["alpha"]])[0]
+    np.testing.assert_array_equal(r.pred, predictions(steered))
