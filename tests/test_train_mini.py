@@ -79,3 +79,20 @@ def test_train_mini_cli_refuses_an_absent_device_with_one_message(tmp_path) -> N
     assert "no CUDA device" in r.output
     assert "Traceback" not in r.output
     assert not (tmp_path / "run" / "state.json").exists()
+
+
+def test_device_policy_leaves_tf32_settings_as_it_found_them() -> None:
+    from steer_audio.train.device import fp32_precision, resolve_device
+
+    old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        resolve_device("cpu")
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with fp32_precision():
+            assert not torch.backends.cudnn.allow_tf32
+            assert not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old

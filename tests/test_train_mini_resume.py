@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from steer_audio.bench import listen_bench as lb
 from steer_audio.models.mini import assemble
 from steer_audio.train import train_mini as tm
+from steer_audio.train import trainer  # the loop looks its helpers up here
 
 pytestmark = pytest.mark.mini
 
@@ -38,26 +39,26 @@ def test_interrupted_run_resumes_to_the_same_projector(bench, tmp_path, monkeypa
     ref = tm.train(bench, tmp_path / "ref", CFG)
     assert ref["hardware"]["device"] == "cpu"
 
-    real_save = tm._save_checkpoint
+    real_save = trainer._save_checkpoint
 
     def save_then_stop(out, model, opt, state):
         real_save(out, model, opt, state)
         if state["step"] == 2:
             raise KeyboardInterrupt  # killed right after the step-2 checkpoint
 
-    monkeypatch.setattr(tm, "_save_checkpoint", save_then_stop)
+    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         tm.train(bench, tmp_path / "cut", CFG)
     assert json.loads((tmp_path / "cut" / tm.STATE).read_text())["step"] == 2
     assert not (tmp_path / "cut" / assemble.PROJECTOR_FILE).exists()
-    monkeypatch.setattr(tm, "_save_checkpoint", real_save)
+    monkeypatch.setattr(trainer, "_save_checkpoint", real_save)
 
     with pytest.raises(tm.TrainError, match="--resume"):
         tm.train(bench, tmp_path / "cut", CFG)  # never overwrites a run silently
     steps_run: list[int] = []
     real_sample = tm.sample_batch
     monkeypatch.setattr(
-        tm, "sample_batch", lambda tw, cfg, step: steps_run.append(step) or real_sample(tw, cfg, step)
+        trainer, "sample_batch", lambda tw, cfg, step: steps_run.append(step) or real_sample(tw, cfg, step)
     )
     tm.train(bench, tmp_path / "cut", CFG, resume=True)
     assert steps_run == [2, 3]  # it continued from the checkpoint instead of starting again

@@ -1,0 +1,68 @@
+"""The capture on the embedded `qmini` model (Qwen2 decoder, GQA 7:1, the architecture-table row of
+Qwen2-Audio) equals the plain-PyTorch reference (eager attention, hooks), and cached steering equals its
+real forward. The projector is a seeded random one (the equality holds for any weights; a trained one is
+not needed). Needs `steer-audio mini-setup --model qmini`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from steer_audio.capture.run import run_capture
+from steer_audio.data import mmau
+
+pytestmark = pytest.mark.mini
+
+
+@pytest.fixture(scope="module")
+def qmini_eager(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    from steer_audio.errors import SteerAudioError
+    from steer_audio.models import loaded
+    from steer_audio.models.qmini import assemble as qa
+
+    if not qa.is_set_up():
+        pytest.skip("qmini is not set up (steer-audio mini-setup --model qmini)")
+    g = torch.Generator().manual_seed(0)
+    w = tmp_path_factory.mktemp("proj") / "projector.safetensors"
+    save_file(
+        {
+            "model.multi_modal_projector.linear.weight": torch.randn(896, 512, generator=g) * 0.02,
+            "model.multi_modal_projector.linear.bias": torch.zeros(896),
+        },
+        str(w),
+    )
+    try:
+        return loaded.load("qmini", device="cpu", weights=str(w))
+    except SteerAudioError as e:
+        pytest.skip(f"qmini is not available: {e}")
+
+
+def test_qmini_capture_matches_reference(qmini_eager, dataset_path, tmp_path):
+    from reference import plain_reference
+
+    m = qmini_eager
+    m.lm._module.set_attn_implementation("eager")
+    try:
+        assert m.arch.key == "qwen2_audio/qwen2" and m.arch.norm_kind == "rms"
+        assert (m.geom.n_layers, m.geom.n_heads, m.geom.n_kv_heads) == (24, 14, 2)
+        ds = mmau.load(dataset_path)
+        exs = [e for e in ds.examples if len(e.choices) == 4][:2]
+        data = run_capture(m, exs, tmp_path / "cap", batch_size=2).load([e.id for e in exs])
+        from steer_audio.data.audio import load_audio
+
+        refs = plain_reference(m, exs, [load_audio(e.audio_path) for e in exs])
+        for i, ref in enumerate(refs):
+            torch.testing.assert_close(data["resid_a"][i], ref["resid"], atol=2e-4, rtol=1e-4)
+            torch.testing.assert_close(data["mass_a"][i], ref["mass"], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(data["logits_a"][i, :4], ref["logits"], atol=2e-4, rtol=1e-4)
+        from steer_audio.capture.cache import CaptureCache
+        from steer_audio.steer import cached
+
+        ro = CaptureCache(tmp_path / "cap").readout()
+        torch.testing.assert_close(
+            cached.score(data, ro, None, [0.0])[0], data["logits_a"], atol=2e-4, rtol=1e-4
+        )
+    finally:
+        m.lm._module.set_attn_implementation("sdpa")
