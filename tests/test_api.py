@@ -263,7 +263,7 @@ def test_apply_hooks_equal_the_nnsight_edit_and_the_reference_interventions(mode
 
     hs = sa.find_heads(cap, k=4)
     exs = cap.examples[:3]
-    inputs = sa.api.encode_inputs(model, (exs,))
+    inputs = model.inputs(exs)
     ev = model.envoys()
     cand = cap["cand"][:3]
     for st in (
@@ -326,7 +326,7 @@ def test_steering_during_generate(model, cap):
     hs = sa.find_heads(cap, k=4)
     exs = cap.examples[:2]
     st = _rows_of(sa.head_guided(cap, hs, 6.0), 2)
-    inputs = sa.api.encode_inputs(model, (exs,))
+    inputs = model.inputs(exs)
     gen_in = {k: v for k, v in inputs.items() if k != "position_ids"}
     eos = model.module.generation_config.eos_token_id
     eos = [eos] if isinstance(eos, int) else list(eos or [])
@@ -364,3 +364,73 @@ def test_capture_logits_refuses_forward_only_steering(cap):
         cap.logits(sa.head_level(cap, hs, 1.0))  # type: ignore[arg-type]
     with pytest.raises(sa.SteerAudioError, match="outside"):
         sa.single_layer(cap, 9)
+
+
+def _example(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_example_find_heads(dataset_path, tmp_path, capsys):
+    heads = _example("find_heads").main(
+        [
+            "--model",
+            "tiny",
+            "--device",
+            "cpu",
+            "--data",
+            str(dataset_path),
+            "--k",
+            "3",
+            "--out",
+            str(tmp_path / "h"),
+        ]
+    )
+    assert heads.k == 3 and "RANDOM WEIGHTS" in capsys.readouterr().out
+    assert torch.equal(sa.HeadScores.load(tmp_path / "h").r, heads.r)
+
+
+def test_example_steer_question(dataset_path, tmp_path, examples):
+    _example("find_heads").main(
+        ["--model", "tiny", "--device", "cpu", "--data", str(dataset_path), "--out", str(tmp_path / "h")]
+    )
+    out = _example("steer_question").main(
+        [
+            "--model",
+            "tiny",
+            "--device",
+            "cpu",
+            "--clip",
+            str(examples[0].audio_path),
+            "-q",
+            "What?",
+            "-c",
+            "a",
+            "-c",
+            "b",
+            "--heads",
+            str(tmp_path / "h"),
+            "--alpha",
+            "0",
+            "--max-new-tokens",
+            "3",
+        ]
+    )
+    # alpha = 0: steering changes nothing, in the trace or in generate
+    assert out["steered"] == out["unsteered"] and out["generated_steered"] == out["generated"]
+
+
+def test_example_compare_negatives(dataset_path):
+    rows = _example("compare_negatives").main(
+        ["--model", "tiny", "--device", "cpu", "--data", str(dataset_path), "--limit", "6", "--alpha", "0,2"]
+    )
+    assert set(rows) == {"silence", "noise", "shuffle"}
+    assert all(0.0 <= r["acc@0"] <= 1.0 and r["mean_norm_v"] > 0 for r in rows.values())
+    # alpha = 0 is the baseline whatever the negative
+    assert len({r["acc@0"] for r in rows.values()}) == 1

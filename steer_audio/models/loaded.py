@@ -58,6 +58,15 @@ class LoadedModel:
             self._envoys = envoys(self.lm, self.arch, self.geom, self.name)
         return self._envoys
 
+    def inputs(self, *items: Any) -> dict[str, torch.Tensor]:
+        """The model kwargs a trace of `items` (examples or (audio, text) pairs) gets: input_ids,
+        attention_mask, position_ids, input_features, ... on the model's device (e.g. for HF `generate`)."""
+        if self.lm.example_encoder is None:
+            from ..errors import SteerAudioError
+
+            raise SteerAudioError("load the model with steer_audio.load_model to encode examples")
+        return self.lm.example_encoder(items)
+
     def trace(self, *inputs: Any, **kwargs: Any) -> Any:
         """`with model.trace(example): ...`: an nnsight trace of the wrapper (remote when the model is),
         on examples, (audio, text) pairs or model kwargs (see `wrapper.AudioLM`)."""
