@@ -434,3 +434,20 @@ def test_example_compare_negatives(dataset_path):
     assert all(0.0 <= r["acc@0"] <= 1.0 and r["mean_norm_v"] > 0 for r in rows.values())
     # alpha = 0 is the baseline whatever the negative
     assert len({r["acc@0"] for r in rows.values()}) == 1
+
+
+def test_readme_python_api_snippet_runs(tmp_path, monkeypatch):
+    """The README's "Python API" snippet, run as written (from a file: nnsight reads a trace's source)."""
+    import re
+    import runpy
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme[readme.index("## Python API") :], re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "snippet.py").write_text(code)
+    g = runpy.run_path(str(tmp_path / "snippet.py"))
+    assert g["ids"].shape[1] == g["model"].inputs(g["cap"].examples[0])["input_ids"].shape[1] + 4
+    assert (tmp_path / "heads" / "heads.json").is_file() and (tmp_path / "steer" / "steering.json").is_file()
+    back = sa.load_steering(tmp_path / "steer")
+    assert torch.equal(back.v, g["steer"].v)
