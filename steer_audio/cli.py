@@ -94,6 +94,14 @@ Backend = Annotated[str, typer.Option("--backend", help="who runs the --devices 
 RayAddress = Annotated[
     str | None, typer.Option("--ray", help="Ray cluster for --devices (auto | HOST:PORT): --backend ray")
 ]
+AudioEncoder = Annotated[
+    str,
+    typer.Option(
+        "--audio-encoder",
+        help="clip-length (the encoder on each clip's own length, same numbers; default) | full-window "
+        "(the model's own forward, what a remote server runs)",
+    ),
+]
 
 
 def _default_out(stage: str, model: str) -> Path:
@@ -320,6 +328,7 @@ def discover(
     devices: Devices = 1,
     backend: Backend = "processes",
     ray: RayAddress = None,
+    audio_encoder: AudioEncoder = "clip-length",
     draws: Annotated[int, typer.Option(help="random-head draws for the AUC check")] = 100,
 ) -> None:
     """Capture both passes, score every head, pick the specialists and validate the listening score."""
@@ -348,6 +357,7 @@ def discover(
         devices=devices,
         backend=backend,
         ray=ray,
+        audio_encoder=audio_encoder,
         cfg=cfg,
     )
 
@@ -394,6 +404,7 @@ def evaluate(
     devices: Devices = 1,
     backend: Backend = "processes",
     ray: RayAddress = None,
+    audio_encoder: AudioEncoder = "clip-length",
     method: Annotated[
         list[str] | None,
         typer.Option(
@@ -476,6 +487,7 @@ def evaluate(
         devices=devices,
         backend=backend,
         ray=ray,
+        audio_encoder=audio_encoder,
         cfg=cfg,
         from_run=from_run,
         permute_options=permute_options,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -42,6 +42,9 @@ class Recipe(BaseModel):
     #: the generate protocol's prompt: "model" (the run's own) or a data/prompts.py GENERATION_TEMPLATES name
     template: str = "model"
     max_new_tokens: int = 32
+    #: how audio reaches the decoder locally: clip-length (models/audio_embed.py) | full-window (the model's own
+    #: forward, what a remote server runs)
+    audio_encoder: Literal["clip-length", "full-window"] = "clip-length"
 
     def cli_kwargs(self, out: Path) -> dict[str, Any]:
         return dict(
@@ -75,6 +78,7 @@ class Recipe(BaseModel):
             protocol=self.protocol,
             template=self.template,
             max_new_tokens=self.max_new_tokens,
+            audio_encoder=self.audio_encoder,
         )
 
 

@@ -3,6 +3,8 @@ decoder input as the model's own forward, which runs the encoder on the whole pa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -68,7 +70,7 @@ def test_silence_rows_are_encoded_once_per_length(tiny, dataset_path):
 
 
 def test_capture_is_the_same_on_both_paths(dataset_path, tmp_path):
-    slow = loaded.load("tiny", device="cpu", fast_audio=False)
+    slow = loaded.load("tiny", device="cpu", audio_encoder="full-window")
     fast = loaded.load("tiny", device="cpu")
     assert fast.uses_fast_audio and not slow.uses_fast_audio
     exs = mmau.load(dataset_path).examples[:6]
@@ -78,11 +80,15 @@ def test_capture_is_the_same_on_both_paths(dataset_path, tmp_path):
         torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
 
 
-def test_environment_selects_the_models_own_forward(monkeypatch):
+def test_option_selects_the_models_own_forward(monkeypatch):
+    """--audio-encoder / the recipe's audio_encoder choose the path; the environment no longer does."""
     from steer_audio.errors import SteerAudioError
+    from steer_audio.recipes import Recipe
 
+    assert not loaded.load("tiny", device="cpu", audio_encoder="full-window").uses_fast_audio
     monkeypatch.setenv("STEER_AUDIO_AUDIO_ENCODER", "full-window")
-    assert not loaded.load("tiny", device="cpu").uses_fast_audio
-    monkeypatch.setenv("STEER_AUDIO_AUDIO_ENCODER", "sometimes")
+    assert loaded.load("tiny", device="cpu").uses_fast_audio
     with pytest.raises(SteerAudioError, match="clip-length or full-window"):
-        loaded.load("tiny", device="cpu")
+        loaded.load("tiny", device="cpu", audio_encoder="sometimes")
+    r = Recipe(name="x", reproduces="y", audio_encoder="full-window")
+    assert r.cli_kwargs(Path("out"))["audio_encoder"] == "full-window"

@@ -135,20 +135,18 @@ class LoadedModel:
         }
 
 
-#: STEER_AUDIO_AUDIO_ENCODER=full-window runs the model's own forward (encoder on the padded window), e.g.
-#: to compare a local run bit for bit with a remote one, which always sends the plain inputs
-AUDIO_ENCODER_ENV = "STEER_AUDIO_AUDIO_ENCODER"
+#: how audio reaches the decoder: "clip-length" (models/audio_embed.py: the encoder on each clip's own length,
+#: repeated inputs once; the same numbers) or "full-window" (the model's own forward on the padded window, what
+#: a remote NDIF server runs: use it to compare a local run bit for bit with a remote one)
+AUDIO_ENCODERS = ("clip-length", "full-window")
 
 
-def _fast_audio_from_env() -> bool:
-    import os
-
+def check_audio_encoder(value: str) -> str:
     from ..errors import SteerAudioError
 
-    v = os.environ.get(AUDIO_ENCODER_ENV, "clip-length")
-    if v not in ("clip-length", "full-window"):
-        raise SteerAudioError(f"{AUDIO_ENCODER_ENV} must be clip-length or full-window, got {v!r}")
-    return v == "clip-length"
+    if value not in AUDIO_ENCODERS:
+        raise SteerAudioError(f"--audio-encoder must be {' or '.join(AUDIO_ENCODERS)}, got {value!r}")
+    return value
 
 
 def default_device() -> str:
@@ -162,12 +160,13 @@ def load(
     remote: bool | str = False,
     revision: str | None = None,
     scoring: str | None = None,
-    fast_audio: bool | None = None,
+    audio_encoder: str = "clip-length",
     **extra: Any,
 ) -> LoadedModel:
+    """Load a model by registry name, hub id or folder; `audio_encoder` (AUDIO_ENCODERS) says how audio is
+    encoded locally (a remote run always sends the plain inputs)."""
+    fast_audio = check_audio_encoder(audio_encoder) == "clip-length"
     spec = registry.resolve_spec(name, revision=revision, **extra)
-    if fast_audio is None:
-        fast_audio = _fast_audio_from_env()
     device = device or default_device()
     tdtype = (
         getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
