@@ -66,6 +66,11 @@ def render_page(title: str, runs: list[tuple[Path, dict[str, Any]]], figure_pref
         f"- runs: {', '.join(f'`{p}` ({lab})' for (p, _), lab in zip(runs, labels, strict=True))}",
         f"- items: {proto.get('rule', 'real-audio items only')}",
         f"- selection: {proto.get('selection_rule', '–')}",
+        *(
+            ["", "> **RANDOM WEIGHTS.** A randomly initialised test model: every number is a smoke test."]
+            if first["model"]["random_weights"]
+            else []
+        ),
         "",
         "## Verdicts",
         "",
