@@ -138,6 +138,91 @@ def e2e(m, args, res: dict, cuda: bool) -> None:
         timed(32)
 
 
+def generation(m, args, res: dict, cuda: bool) -> None:
+    """Steered vs unsteered greedy generation (steer/generate.py): batch 16 of 10 s clips with MMAU questions,
+    new tokens per second with the prefill included and decode-only (from the difference of a 1-token and an
+    N-token run); the steering vectors come from one capture trace of the batch's audio and silence rows.
+    Random weights never emit the end token, so every row decodes exactly N tokens; HF `generate` on the same
+    batch (no nnsight, no steering) is the reference for the loop's overhead."""
+    from steer_audio.capture.inputs import encode
+    from steer_audio.capture.trace import capture_trace, envoys
+    from steer_audio.steer.forward import head_delta
+    from steer_audio.steer.generate import AvsSchedule, HeadAdd, LayerAdd, LogitContrast, generate
+
+    bs = 16 if cuda else 2
+    n_new = args.gen_tokens if cuda else 4
+    exs, wavs = examples(bs, [10.0 if cuda else 2.0], seed=5)
+    b = encode(m.processor, exs, wavs, [np.zeros_like(w) for w in wavs], m.prompt, m.geom.audio_token_id)
+    dv = m.device
+    both = m.model_inputs(
+        {k: (v.to(dv, m.dtype) if v.is_floating_point() else v.to(dv)) for k, v in b.model_inputs.items()},
+        b.row_keys,
+    )
+    audio = {k: v[:bs] for k, v in both.items()}
+    ev = envoys(m.lm, m.arch, m.geom, m.name)
+    cap = capture_trace(m.lm, ev, m.geom, both, b.audio_mask.to(dv), b.cand.to(dv))
+    resid, z = cap["resid"].float(), cap["z"].float()
+    n_layers = m.geom.n_layers
+    v = resid[:bs, n_layers // 2] - resid[bs:, n_layers // 2]
+    rng = np.random.default_rng(0)
+    flat = rng.choice(n_layers * m.geom.n_heads, 20, replace=False)
+    heads = [(int(x) // m.geom.n_heads, int(x) % m.geom.n_heads) for x in flat]
+    deltas = {k: t.to(dv) for k, t in head_delta((z[:bs] - z[bs:]).cpu(), heads, n_layers).items()}
+    from steer_audio.steer import avs
+
+    runs = {
+        "unsteered": (None, audio),
+        "head-guided / single-layer (alpha v at the last layer)": (LayerAdd(v, 4.0), audio),
+        "head-level (20 heads)": (HeadAdd(deltas, 4.0), audio),
+        "avs (every layer)": (AvsSchedule(resid[:bs] - resid[bs:], avs.layer_schedule(n_layers), 1.0), audio),
+        "aad (audio + negative rows decoded in parallel)": (LogitContrast("aad", 1.0), both),
+    }
+
+    def timed(st, inp, n):
+        sync()
+        t = time.perf_counter()
+        g = generate(m.lm, ev, inp, st, n, [], 0)
+        sync()
+        assert g.tokens.shape == (bs, n)
+        return time.perf_counter() - t
+
+    out: dict = {"batch": bs, "new_tokens": n_new, "prompt_tokens": float(np.mean(b.n_tokens)), "rows": {}}
+    for name, (st, inp) in runs.items():
+        timed(st, inp, 2)  # warm-up
+        t1, tn = timed(st, inp, 1), timed(st, inp, n_new)
+        row = {
+            "s": tn,
+            "tokens_per_s": bs * n_new / tn,
+            "decode_tokens_per_s": bs * (n_new - 1) / max(tn - t1, 1e-9),
+            "prefill_s": t1,
+        }
+        out["rows"][name] = row
+        log(
+            f"generate {name}: batch {bs}, {n_new} new tokens in {tn:.2f} s = {row['tokens_per_s']:.0f} tokens/s "
+            f"(decode only {row['decode_tokens_per_s']:.0f} tokens/s; prefill {t1:.2f} s)"
+        )
+    plain = {k: v for k, v in b.model_inputs.items() if k != "position_ids"}
+    plain = {k: (v.to(dv, m.dtype) if v.is_floating_point() else v.to(dv)) for k, v in plain.items()}
+    plain = {k: v[:bs] for k, v in plain.items()}
+    kw = {"max_new_tokens": n_new, "min_new_tokens": n_new, "do_sample": False}
+    with torch.no_grad():
+        m.lm._module.generate(**plain, **{**kw, "max_new_tokens": 2, "min_new_tokens": 2})
+        sync()
+        t = time.perf_counter()
+        m.lm._module.generate(**plain, **kw)
+        sync()
+        t_hf = time.perf_counter() - t
+    out["hf_generate"] = {"s": t_hf, "tokens_per_s": bs * n_new / t_hf}
+    base = out["rows"]["unsteered"]["tokens_per_s"]
+    for r in out["rows"].values():
+        r["relative_to_unsteered"] = r["tokens_per_s"] / base
+    log(
+        f"HF generate (model's own forward, no nnsight, no steering): {n_new} tokens in {t_hf:.2f} s = "
+        f"{bs * n_new / t_hf:.0f} tokens/s; our unsteered loop {base / (bs * n_new / t_hf):.2f}x of it"
+    )
+    res["generation"] = out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench-out")))
@@ -146,6 +231,10 @@ def main() -> None:
     ap.add_argument(
         "--smoke-cpu", action="store_true", help="dry run of the script logic on the tiny CPU model"
     )
+    ap.add_argument(
+        "--generation", action="store_true", help="only the steered vs unsteered generation row (tokens/s)"
+    )
+    ap.add_argument("--gen-tokens", type=int, default=64, help="--generation: new tokens per row")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     res: dict = {"note": "Qwen2-Audio-7B architecture with RANDOM WEIGHTS: speed/memory only"}
@@ -198,6 +287,10 @@ def main() -> None:
     lm_params = sum(p.numel() for n, p in module.model.language_model.named_parameters() if "embed" not in n)
     log(f"built in {res['build_s']:.1f} s: {sum(p.numel() for p in module.parameters()) / 1e9:.2f} B params")
     ev = envoys(m.lm, m.arch, m.geom, m.name)
+    if args.generation:
+        generation(m, args, res, cuda)
+        (args.out / "gpu_bench_generation.json").write_text(json.dumps(res, indent=2, default=str))
+        return
     if args.e2e_only:
         e2e(m, args, res, cuda)
         (args.out / "gpu_bench_e2e.json").write_text(json.dumps(res, indent=2, default=str))

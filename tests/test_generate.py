@@ -6,6 +6,8 @@ uncached decoding; a left-padded batch equals its rows one by one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -457,3 +459,20 @@ def test_cli_rejects_an_unknown_protocol(dataset_path, tmp_path):
         app, ["evaluate", "--model", "tiny", "--protocol", "sample", "--out", str(tmp_path)]
     )
     assert r.exit_code == 1 and "unknown --protocol" in r.output
+
+
+def test_gpu_benchmark_generation_row_runs_on_the_tiny_model(tiny, tmp_path):
+    """benchmarks/gpu_throughput.py --generation, its CPU smoke configuration: every row decodes and is timed."""
+    import argparse
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_throughput.py"
+    spec = importlib.util.spec_from_file_location("gpu_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res: dict = {}
+    bench.generation(tiny, argparse.Namespace(gen_tokens=64, out=tmp_path), res, cuda=False)
+    gen = res["generation"]
+    assert gen["batch"] == 2 and gen["new_tokens"] == 4
+    assert len(gen["rows"]) == 5 and all(r["tokens_per_s"] > 0 for r in gen["rows"].values())
+    assert gen["rows"]["unsteered"]["relative_to_unsteered"] == 1.0 and gen["hf_generate"]["tokens_per_s"] > 0
