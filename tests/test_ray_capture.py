@@ -113,6 +113,47 @@ def test_replica_killed_mid_shard_is_retried_and_the_cache_is_unchanged(ray_loca
 
 
 @pytest.mark.ray
+def test_replica_killed_from_outside_is_retried(ray_local, single, tmp_path):
+    """SIGKILL of the replica's process (found through the shard's attempts file) once its first batch is on
+    disk: Ray restarts the replica, the shard resumes, the cache is the single-process one."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from steer_audio.io import read_json
+
+    out = tmp_path / "cap"
+    shard = out / "ray-shards" / "shard-00000"  # one shard of all four batches: one replica
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            _ray(single, out, shard_batches=4, max_retries=2)
+        except BaseException as e:  # re-raised below, in the test's thread
+            box["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    killed = None
+    deadline = time.monotonic() + 300
+    while t.is_alive() and killed is None and time.monotonic() < deadline:
+        idx = shard / "capture_index.json"
+        if idx.exists() and (shard / "attempts.json").exists() and read_json(idx)["examples"]:
+            killed = read_json(shard / "attempts.json")[-1]["pid"]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.01)
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    assert killed is not None, "the shard finished before its replica could be killed"
+    _assert_same_cache(single[4], out)
+    r = _timing(out)["ran"]["0"]
+    assert [a["pid"] for a in r["attempts"]][0] == killed and len(r["attempts"]) == 2
+    assert 0 < r["captured_now"] < N_EXAMPLES, "the retry resumed the shard rather than starting it again"
+
+
+@pytest.mark.ray
 def test_rerun_after_a_failed_run_captures_only_what_is_missing(ray_local, single, tmp_path):
     from steer_audio.capture.ray_backend import Fault
 

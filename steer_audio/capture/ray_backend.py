@@ -28,7 +28,7 @@ from typing import Any
 
 from ..data.mmau import Example
 from ..errors import SteerAudioError
-from ..io import CAPTURE_INDEX, read_json, write_json, write_text
+from ..io import CAPTURE_INDEX, read_json, sha256_json, write_json, write_text
 from .cache import CaptureCache
 from .parallel import merge
 from .run import capture_order
@@ -164,7 +164,7 @@ def _load_or_write_plan(
         plan = read_json(path)
         planned = {i for ids in plan["shards"] for i in ids}
         if (
-            plan["key"] == key
+            sha256_json(plan["key"]) == sha256_json(key)  # as JSON: a tuple read back is a list
             and plan["batch_size"] == batch_size
             and left <= planned
             and planned - left <= done
@@ -192,7 +192,7 @@ def _complete(shard_dir: Path, ids: list[str]) -> bool:
 
 def _check_key(shard_dir: Path, key: dict[str, Any]) -> None:
     idx = shard_dir / CAPTURE_INDEX
-    if idx.exists() and read_json(idx)["key"] != key:
+    if idx.exists() and sha256_json(read_json(idx)["key"]) != sha256_json(key):
         raise SteerAudioError(
             f"{shard_dir} was captured with other settings than this run (model, dtype, prompt, data or "
             "negative differ on a replica): delete it and rerun"
