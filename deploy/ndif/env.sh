@@ -43,9 +43,9 @@ export NDIF_RAY_ADDRESS="ray://127.0.0.1:${NDIF_RAY_CLIENT_PORT}"
 export NDIF_OBJECT_STORE_URL="http://127.0.0.1:${NDIF_S3_PORT}"
 export NDIF_OBJECT_STORE_ACCESS_KEY="${NDIF_OBJECT_STORE_ACCESS_KEY:-testing}"
 export NDIF_OBJECT_STORE_SECRET_KEY="${NDIF_OBJECT_STORE_SECRET_KEY:-testing}"
-# No NDIF_POSTGRES_URL: no API-key database, so the API accepts every request and runs it as TRUSTED code in
-# the model actor's process (see README "Security"). Set it to a Postgres with NDIF's keys schema to require
-# keys; clients then send NDIF_API_KEY.
+# No NDIF_POSTGRES_URL by default: no API-key database, so the API accepts every request and runs it as TRUSTED
+# code in the model actor's process (see README "Security"). NDIF_KEYS=1 start.sh brings up our own key
+# database (deploy/ndif/keys.sh, loopback only) and sets it; clients then send NDIF_API_KEY.
 # No NDIF_LOKI_URL / NDIF_INFLUX_URL: telemetry off.
 export NDIF_LOG_LEVEL="${NDIF_LOG_LEVEL:-INFO}"
 # Cap one request's run time (seconds) so a runaway trace cannot hold the only replica forever.

@@ -18,6 +18,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
+# The API-key database (deploy/ndif/keys.sh): Debian's postgresql binaries (the packaged cluster is not used;
+# keys.sh makes its own, loopback only) and asyncpg, the driver NDIF's API verifies keys with.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  log "installing postgresql (apt) for the API-key database"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PY" -m venv "$VENV"
@@ -25,6 +33,7 @@ fi
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 
 have() { "$VENV/bin/python" -m pip show "$1" 2>/dev/null | awk '/^Version:/{print $2}'; }
+[ -n "$(have asyncpg)" ] || { log "installing asyncpg"; "${PIP[@]}" asyncpg; }
 
 # torch is deliberately not an ndif dependency; the CPU wheel for cp311 lies in /opt/wheels on these machines.
 if [ "$(have torch)" != "2.13.0+cpu" ] && [ "$(have torch)" != "2.13.0" ]; then

@@ -3,6 +3,7 @@
 # network namespace. Each long-running service is started in its own session; its PID (== PGID == SID) is
 # written to $NDIF_STATE_DIR/pids/<name> so stop.sh can end exactly what this script started.
 # Usage: deploy/ndif/start.sh            (profile from NDIF_PROFILE, default cpu; see env.sh)
+#        NDIF_KEYS=1 deploy/ndif/start.sh   also the API-key database (keys.sh): every request needs a key
 # Prints the API URL on stdout once the API answers /connected; logs go to $NDIF_STATE_DIR/logs.
 set -euo pipefail
 
@@ -68,6 +69,17 @@ start redis redis-server --port "$NDIF_REDIS_PORT" --bind 127.0.0.1 --protected-
 start s3 moto_server -H 127.0.0.1 -p "$NDIF_S3_PORT"
 wait_for redis 30 "${NS[@]}" redis-cli -h 127.0.0.1 -p "$NDIF_REDIS_PORT" ping
 wait_for s3 60 "${NS[@]}" curl -sf "http://127.0.0.1:$NDIF_S3_PORT/"
+
+# The API-key database (keys.sh), loopback only, started before the API so the API verifies every key.
+if [ "${NDIF_KEYS:-0}" = 1 ]; then
+  "$HERE/keys.sh" init
+  start keysdb "$HERE/keys.sh" run
+  wait_for keysdb 60 "${NS[@]}" runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_isready" \
+    -q -h "$NDIF_STATE_DIR/keys-db" -p "${NDIF_KEYS_PORT:-5433}"
+  NDIF_POSTGRES_URL="$("$HERE/keys.sh" url)"
+  export NDIF_POSTGRES_URL
+  log "API keys required (key database on 127.0.0.1:${NDIF_KEYS_PORT:-5433}; add one: deploy/ndif/keys.sh add EMAIL)"
+fi
 
 # Ray head. Workaround 5: --num-gpus / cuda_memory_bytes advertise a fake GPU on the CPU profile (the
 # controller skips nodes without a "GPU" resource); env.sh's gpu profile passes the real count.

@@ -13,7 +13,7 @@ log() { echo "[ndif-stop] $*" >&2; }
 PIDS="$NDIF_STATE_DIR/pids"
 sessions=()
 # API first (it holds Ray client connections), then Ray, then the stores.
-for name in api ray s3 redis; do
+for name in api ray s3 redis keysdb; do
   f="$PIDS/$name"
   [ -f "$f" ] || continue
   sid=$(cat "$f")
