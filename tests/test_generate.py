@@ -476,3 +476,46 @@ def test_gpu_benchmark_generation_row_runs_on_the_tiny_model(tiny, tmp_path):
     assert gen["batch"] == 2 and gen["new_tokens"] == 4
     assert len(gen["rows"]) == 5 and all(r["tokens_per_s"] > 0 for r in gen["rows"].values())
     assert gen["rows"]["unsteered"]["relative_to_unsteered"] == 1.0 and gen["hf_generate"]["tokens_per_s"] > 0
+
+
+def test_another_template_is_captured_under_its_own_prompt(tiny, dataset_path, tmp_path):
+    """--template r1-aqa: the directions are read at t of the decoded prompt (a capture of its own), the answer
+    is the text in the <answer> tag, and meta.json records the prompt."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from steer_audio.capture.cache import CaptureCache
+    from steer_audio.capture.run import run_capture
+    from steer_audio.evaluate import generate_protocol as gp
+    from steer_audio.steer.methods.base import MethodResult
+
+    ds = mmau.load(dataset_path)
+    exs = ds.examples[:3]
+    own = run_capture(tiny, exs, tmp_path / "capture", batch_size=3)
+    de = own.load([e.id for e in exs])
+    results = [
+        MethodResult("baseline", {}, np.zeros(3, dtype=int)),
+        MethodResult("head-guided", {"alpha": 1.0, "layer_weights": {3: 1.0}}, np.zeros(3, dtype=int)),
+    ]
+    ev = SimpleNamespace(
+        de=de,
+        ev_ex=exs,
+        ev_missing=[],
+        results=results,
+        correct_vector=lambda pred: np.array([float(p in e.correct) for p, e in zip(pred, exs, strict=True)]),
+    )
+    (tmp_path / "meta.json").write_text("{}")
+    cfg = gp.GenerateConfig(template="r1-aqa", max_new_tokens=2, batch_size=2)
+    summ = gp.evaluate(tmp_path, tiny, ev, ds, cfg)
+    key = json.loads((tmp_path / "capture-generate" / "capture_index.json").read_text())["key"]
+    assert "<answer> </answer>" in key["prompt"]["template"]
+    other = CaptureCache(tmp_path / "capture-generate").load([e.id for e in exs])
+    assert not torch.equal(other["resid_a"], de["resid_a"])  # another prompt, another t
+    assert summ["prompt"]["extraction"] == "answer-tag"
+    assert json.loads((tmp_path / "meta.json").read_text())["generate"]["prompt"]["template"].endswith(
+        "Output the final answer in <answer> </answer>."
+    )
+    assert [r["method"] for r in summ["table"]] == ["baseline", "head-guided"]
+    assert all("mcnemar_vs_logits" in r for r in summ["table"])
