@@ -154,3 +154,50 @@ def test_skip_outside_ci_stays_a_skip_with_its_reason(tmp_path: Path) -> None:
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert "SKIPPED" in out and "steer-audio-no-such-tool missing" in out and "2 skipped" in out
+
+
+# -- the main job's speed levers change no number ------------------------------------------------------------
+
+
+def test_identical_rows_are_traced_once_with_identical_outputs(tiny, tmp_path: Path) -> None:
+    """An all-zero clip under the silence negative gives two identical rows; tracing one of them and copying
+    its outputs (the default) equals tracing both, bit for bit, and the batch really is smaller."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+    from conftest import write_dataset
+
+    from steer_audio.capture import run as crun
+    from steer_audio.capture.prepare import PrepSpec, prepare_batch
+    from steer_audio.capture.trace import envoys
+    from steer_audio.data import mmau
+
+    path = write_dataset(tmp_path, n=6)
+    sf.write(tmp_path / "audio" / "item002.wav", np.zeros(16000, np.float32), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "audio" / "item004.wav", np.zeros(8000, np.float32), 16000, subtype="FLOAT")
+    exs = mmau.load(path).examples
+    spec = PrepSpec(tiny.audio_window_s, "silence", True, 0, tiny.prompt, tiny.geom.audio_token_id, None)
+    b, _ = prepare_batch(tiny.processor, spec, exs)
+    reduced, index = crun._duplicate_rows(b)
+    assert reduced.model_inputs["input_ids"].shape[0] == 2 * len(exs) - 2
+    assert index.tolist()[len(exs) + 2] == index.tolist()[2]
+    ev = envoys(tiny.lm, tiny.arch, tiny.geom, tiny.name)
+    once = crun.trace_batch(tiny, ev, b, dedupe=True)
+    twice = crun.trace_batch(tiny, ev, b, dedupe=False)
+    for k in crun.ROW_OUTPUTS:
+        assert torch.equal(once[k], twice[k]), k
+
+
+def test_capture_runs_without_autograd(tiny, dataset_path: Path) -> None:
+    import torch
+
+    from steer_audio.capture import run as crun
+    from steer_audio.capture.prepare import PrepSpec, prepare_batch
+    from steer_audio.capture.trace import envoys
+    from steer_audio.data import mmau
+
+    exs = mmau.load(dataset_path).examples[:3]
+    spec = PrepSpec(tiny.audio_window_s, "silence", True, 0, tiny.prompt, tiny.geom.audio_token_id, None)
+    b, _ = prepare_batch(tiny.processor, spec, exs)
+    out = crun.trace_batch(tiny, envoys(tiny.lm, tiny.arch, tiny.geom, tiny.name), b)
+    assert torch.is_grad_enabled() and all(not v.requires_grad for v in out.values())

@@ -173,11 +173,57 @@ def capture_order(examples: list[Example]) -> list[Example]:
     return sorted(examples, key=lambda e: (duration_hint(e.audio_path, e.audio_array), e.id))
 
 
-def trace_batch(m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The capture trace on one encoded batch, inputs placed for the model (local or remote)."""
+#: per-row outputs of `capture_trace` (the readout tensors are per batch)
+ROW_OUTPUTS = ("resid", "z", "mass", "cand_logits")
+
+
+def trace_batch(
+    m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None, dedupe: bool = True
+) -> dict[str, torch.Tensor]:
+    """The capture trace on one encoded batch, inputs placed for the model (local or remote).
+
+    Under `torch.no_grad()`: a capture never needs a backward pass, and without the autograd graph the forward
+    is faster on the CPU with bit-identical outputs (benchmarks/mini_cpu_speed.py --capture). With `dedupe`, a
+    negative row whose input equals its audio row (an all-zero clip under the silence negative: listen-bench's
+    silence twins, a quarter of its items) is not traced twice: the audio row's outputs are used for both."""
     dev = m.trace_device
-    inputs = m.model_inputs(b.model_inputs, b.row_keys)
-    return capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
+    src = _duplicate_rows(b) if dedupe else None
+    if src is not None:
+        b, index = src
+    with torch.no_grad():
+        inputs = m.model_inputs(b.model_inputs, b.row_keys)
+        out = capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
+    if src is not None:
+        out = {k: (v[index.to(v.device)] if k in ROW_OUTPUTS else v) for k, v in out.items()}
+    return out
+
+
+def _duplicate_rows(b: Any) -> tuple[Any, torch.Tensor] | None:
+    """(the batch without negative rows identical to their audio row, row -> traced row), or None if none.
+
+    Rows are identical when both carry the same all-zero audio key (`row_keys`, set only for a fully
+    determined input) and, as `encode` checked, the same input_ids; they keep the batch's padded length."""
+    keys = getattr(b, "row_keys", None)
+    n = len(b.ids)
+    if keys is None or len(keys) != 2 * n:
+        return None
+    dup = {n + i for i in range(n) if keys[i] is not None and keys[i] == keys[n + i]}
+    if not dup:
+        return None
+    keep = [r for r in range(2 * n) if r not in dup]
+    pos = {r: j for j, r in enumerate(keep)}
+    index = torch.tensor([pos[r - n] if r in dup else pos[r] for r in range(2 * n)])
+    sel = torch.tensor(keep)
+    rows = {k: (v[sel] if v.shape[0] == 2 * n else v) for k, v in b.model_inputs.items()}
+    reduced = replace(
+        b,
+        model_inputs=rows,
+        audio_mask=b.audio_mask[sel],
+        cand=b.cand[sel],
+        cand_valid=b.cand_valid[sel],
+        row_keys=[keys[r] for r in keep],
+    )
+    return reduced, index
 
 
 def all_candidate_ids(m: LoadedModel, examples: list[Example]) -> list[int]:
@@ -220,4 +266,3 @@ def shard_info(b: Any) -> list[dict[str, Any]]:
         }
         for i in range(len(b.ids))
     ]
-
