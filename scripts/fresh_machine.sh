@@ -5,11 +5,12 @@
 # What a new machine of this kind provides is given to the chroot as it is on the host: the apt sources,
 # resolv.conf, the local CA certificates, the pip configuration (/etc/pip.conf, /etc/xdg/pip, ~/.config/pip) and the local wheels under
 # /opt (bind-mounted read-only; the CPU torch wheel lies in /opt/wheels).
-# Usage (root): bash scripts/fresh_machine.sh [ROOT_DIR]   -> results/fresh-machine/log.txt, times.txt
+# Usage (root): bash scripts/fresh_machine.sh [ROOT_DIR]   -> results/fresh-machine/<commit>/log.txt, times.txt
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="${1:-/var/tmp/steer-audio-fresh-root}"
-RES="$REPO/results/fresh-machine"
+SHA="$(git -C "$REPO" rev-parse --short HEAD)"
+RES="${RES:-$REPO/results/fresh-machine/$SHA}"
 LOG="$RES/log.txt"
 SUITE="${SUITE:-bookworm}"
 mkdir -p "$RES"
