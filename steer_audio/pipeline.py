@@ -221,7 +221,7 @@ def execute(
             "n_calib": len(calib),
             "n_eval": len(evals),
             "n_eval_missing": len(ev.ev_missing),
-            "n_calib_missing": len(calib) - len(ev.cal_ex),
+            "n_calib_missing": len(ev.sets.cal_missing),  # real-audio items only (protocol.py)
         },
         "config": {**cfg.__dict__, "alphas": cfg.alphas},
         "discovery": disc.summary,
