@@ -41,3 +41,53 @@ def test_mcnemar_exact_is_binomial():
     res = mcnemar(base, new)
     assert res["exact"] and res["b_base_only"] == 1 and res["c_new_only"] == 4
     assert res["p_value"] == pytest.approx(stats.binomtest(1, 5, 0.5).pvalue)
+
+
+def _row(method: str, acc: float, n: int = 90, p_base: float | None = None, p_ctrl: float | None = None):
+    r = {"method": method, "accuracy": acc, "n": n, "alpha": 1.0}
+    if p_base is not None:
+        r["mcnemar_vs_baseline"] = {"p_value": p_base, "exact": True}
+    if p_ctrl is not None:
+        r["mcnemar_vs_control"] = {"p_value": p_ctrl, "exact": True}
+    return r
+
+
+@pytest.mark.parametrize(
+    ("hg", "ctrl_acc", "other", "start", "tail"),
+    [
+        # nothing significant: said plainly, with both p-values
+        (
+            (0.80, 0.5, 1.0),
+            0.80,
+            None,
+            "Steering did not beat the baseline or the matched",
+            "no steering method was significantly better than the baseline (all p >= 0.05).",
+        ),
+        # beats the baseline but not the control
+        ((0.90, 0.01, 0.4), 0.88, None, "Steering beat the baseline but not the matched", "head-guided."),
+        # beats both
+        ((0.95, 0.001, 0.01), 0.80, None, "Steering beat both", "head-guided."),
+        # head-guided fails, another method is significant: named at the end
+        ((0.78, 1.0, 1.0), 0.80, ("single-layer", 0.9, 0.02), "Steering did not beat", ": single-layer."),
+        # a significant *loss* is not a win
+        (
+            (0.60, 0.001, 0.001),
+            0.80,
+            None,
+            "Steering did not beat",
+            "no steering method was significantly better than the baseline (all p >= 0.05).",
+        ),
+    ],
+)
+def test_verdict_sentence(hg, ctrl_acc, other, start, tail):
+    from steer_audio.report.markdown import verdict
+
+    rows = [_row("baseline", 0.78), _row("head-guided", hg[0], p_base=hg[1], p_ctrl=hg[2])]
+    rows.append(_row("random-layer", ctrl_acc, p_base=0.5))
+    if other:
+        rows.append(_row(other[0], other[1], p_base=other[2], p_ctrl=0.5))
+    s = verdict(rows)
+    assert s.startswith(start) and s.endswith(tail), s
+    assert s.count(". ") == 0 and s.endswith(".")  # one sentence
+    assert f"{100 * hg[0]:.2f}%" in s and f"p = {hg[1]:.3g}" in s
+    assert "on 90 real-audio evaluation items" in s
