@@ -91,7 +91,11 @@ def make_example(
         raise SteerAudioError(f"answer {answer!r} is not one of the choices {list(choices)}")
     path = Path(audio) if isinstance(audio, (str, Path)) else None
     array = None if path is not None else np.asarray(audio, dtype=np.float32)
-    ex_id = id or (path.stem if path is not None else f"clip-{abs(hash((question, choices))) % 10**8:08d}")
+    if id is None and path is None:
+        import zlib
+
+        id = f"clip-{zlib.crc32(repr((question, choices, array.tobytes()[:4096])).encode()):08x}"  # type: ignore[union-attr]
+    ex_id = id or path.stem  # type: ignore[union-attr]
     return Example(ex_id, question, choices, str(answer or ""), correct, domain, path, array)
 
 

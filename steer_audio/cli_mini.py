@@ -177,9 +177,8 @@ def train_mini(
     scoring: ScoringOpt = "",
 ) -> None:
     """Train an embedded model's projector on listen-bench (seeded, resumable, CPU-friendly)."""
-    import shutil
-
     from steer_audio.bench import listen_bench as lb
+    from steer_audio.io import copy_file
     from steer_audio.models.mini.parts import SetupError as MiniSetupError
     from steer_audio.train.train_mini import TrainConfig, TrainError, train
 
@@ -219,8 +218,7 @@ def train_mini(
     if export is not None:
         export.mkdir(parents=True, exist_ok=True)
         for name in (PROJECTOR_FILE, RECIPE_FILE):
-            shutil.copyfile(out / name, export / (name + ".tmp"))
-            (export / (name + ".tmp")).replace(export / name)
+            copy_file(out / name, export / name)
     typer.echo(
         json.dumps(
             {
@@ -252,6 +250,7 @@ def eval_mini(
 ) -> None:
     """Candidate-token accuracy and prior-follow of an embedded model on listen-bench, per condition and task."""
     from steer_audio.bench import listen_bench as lb
+    from steer_audio.io import write_text
     from steer_audio.models.mini.parts import SetupError as MiniSetupError
     from steer_audio.train.train_mini import TrainError, evaluate
 
@@ -288,12 +287,8 @@ def eval_mini(
         raise typer.Exit(1) from e
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "predictions.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(p) + "\n" for p in preds))
-        tmp.replace(out / "predictions.jsonl")
-        tmp = out / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=1) + "\n")
-        tmp.replace(out / "summary.json")
+        write_text(out / "predictions.jsonl", "".join(json.dumps(p) + "\n" for p in preds))
+        write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     for k, v in summary["by_condition"].items():
         typer.echo(f"{k:<12} n={v['n']:<4} accuracy={v['accuracy']:.3f} prior_follow={v['prior_follow']:.3f}")
     typer.echo(json.dumps(summary))

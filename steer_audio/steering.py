@@ -32,7 +32,6 @@ Kinds (`STEERING_KINDS`):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -118,6 +117,10 @@ class Steering:
     def apply(self, model: Any) -> Iterator[None]:
         """Steer every forward of `model`'s module inside the block (PyTorch forward hooks on the modules the
         architecture table names): the last position of each forward is edited; hooks removed on exit."""
+        if getattr(model, "remote", False):
+            raise SteerAudioError(
+                "apply() hooks the local module; on a remote model use edit() inside a trace"
+            )
         handles = [] if self.alpha == 0 else self._hooks(model.lm._module, model.arch, model.name)
         try:
             yield
@@ -293,11 +296,3 @@ def load_steering(folder: Path) -> Steering:
         "info": dict(doc.get("info", {})),
     }
     return STEERING_KINDS[doc["kind"]].from_saved(load_tensors(folder / STEERING_TENSORS), doc, common)
-
-
-def describe(s: Steering) -> str:
-    """One line: kind, method, α, rows, layers."""
-    layers = getattr(s, "layers", ())
-    return json.dumps(
-        {"kind": s.kind, "method": s.method, "alpha": s.alpha, "rows": s.n_rows, "layers": list(layers)}
-    )

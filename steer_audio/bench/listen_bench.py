@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..errors import SteerAudioError
 from ..io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ QUESTION_VARIANT = {"train": 0, "calib": 1, "test": 1}
 PROMPT_TEMPLATE = "{question}\nChoices: {choices}.\nAnswer with one of the choices."
 
 
-class BenchError(RuntimeError):
+class BenchError(SteerAudioError, RuntimeError):
     """The benchmark cannot be generated (missing tool or data, token clash)."""
 
 
@@ -774,11 +774,6 @@ def load_items(data_dir: Path, split: str | None = None, condition: str | None =
 
 def dataset_sha256(data_dir: Path) -> str:
     return sha256_file(Path(data_dir) / DATA_JSON)
-
-
-def _cleanup(path: Path) -> None:  # pragma: no cover - helper for callers that regenerate
-    if path.exists():
-        shutil.rmtree(path)
 
 
 __all__ = [

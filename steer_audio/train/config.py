@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import SteerAudioError
 
-class TrainError(RuntimeError):
+
+class TrainError(SteerAudioError, RuntimeError):
     """Training or evaluation cannot run (bad data folder, device, configuration, or a failed check)."""
 
 

@@ -68,7 +68,9 @@ def build_encoder_cache(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Encode every distinct clip of ``rows`` once (silence twins: once per length); cache to ``path``."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from ..io import save_tensors
 
     sr = processor.feature_extractor.sampling_rate  # type: ignore[attr-defined]
     cache: dict[str, torch.Tensor] = load_file(str(path)) if path.is_file() else {}
@@ -86,7 +88,5 @@ def build_encoder_cache(
         if progress is not None:
             progress(min(i + batch, len(keys)), len(keys))
         if (i // batch) % 25 == 24 or i + batch >= len(keys):
-            tmp = path.with_name(path.name + ".tmp")
-            save_file(cache, str(tmp))
-            tmp.replace(path)
+            save_tensors(path, cache)
     return cache

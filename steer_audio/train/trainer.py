@@ -23,7 +23,7 @@ import torch
 
 from ..bench import listen_bench as lb
 from ..data import prompts as P
-from ..io import sha256_file
+from ..io import save_tensors, sha256_file, write_text
 from .config import TrainConfig, TrainError
 from .device import fp32_precision, hardware, model_device, resolve_device
 from .embedded import EmbeddedModel, embedded
@@ -47,20 +47,14 @@ def _projector_params(model: object) -> dict[str, torch.nn.Parameter]:
 
 
 def _save_checkpoint(out: Path, model: object, opt: torch.optim.Optimizer, state: dict) -> None:
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().cpu().clone() for k, v in _projector_params(model).items()}
     for k, p in _projector_params(model).items():
         st = opt.state.get(p, {})
         for name in ("exp_avg", "exp_avg_sq"):
             if name in st:
                 tensors[f"adam.{name}.{k}"] = st[name].cpu().clone()
-    tmp = out / (CHECKPOINT + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(out / CHECKPOINT)
-    tmpj = out / (STATE + ".tmp")
-    tmpj.write_text(json.dumps(state, indent=1) + "\n")
-    tmpj.replace(out / STATE)
+    save_tensors(out / CHECKPOINT, tensors)
+    write_text(out / STATE, json.dumps(state, indent=1) + "\n")
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
@@ -103,7 +97,7 @@ def train(
     """Train the projector; write ``projector.safetensors`` and ``recipe.json`` into ``out``."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     dev = resolve_device(cfg.device)  # before anything is read or written
     spec = embedded(cfg.model)
@@ -210,11 +204,8 @@ def train(
                 _save_checkpoint(out, model, opt, state)
     final = {k: v.detach().cpu().clone().contiguous() for k, v in params.items()}
     recipe = _recipe(spec, cfg, state, final, len(twins), t_enc, time.time() - t0, dev, prompt)
-    tmp = out / (spec.projector_file + ".tmp")
-    save_file(final, str(tmp), metadata={"recipe": spec.recipe_file, "model": spec.name})
-    tmp.replace(out / spec.projector_file)
-    (out / (spec.recipe_file + ".tmp")).write_text(json.dumps(recipe, indent=1) + "\n")
-    (out / (spec.recipe_file + ".tmp")).replace(out / spec.recipe_file)
+    save_tensors(out / spec.projector_file, final, metadata={"recipe": spec.recipe_file, "model": spec.name})
+    write_text(out / spec.recipe_file, json.dumps(recipe, indent=1) + "\n")
     recipe["projector_sha256"] = sha256_file(out / spec.projector_file)
     return recipe
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ...errors import SteerAudioError
-from ...io import sha256_file
+from ...io import sha256_file, write_text
 from . import convert
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,7 @@ def save_safetensors(sd: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def write_json(path: Path, obj: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def cache_is_complete(cache: Path, manifest: str, fmt: int) -> bool:
