@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import SteerAudioError
-from ..io import sha256_file
+from ..io import atomic_path, sha256_file, write_text
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +173,8 @@ def _finish(y: np.ndarray, rng: np.random.Generator, snr_db: float, total_s: flo
 
 def _write_wav(path: Path, y: np.ndarray) -> None:
     pcm = np.round(np.clip(y, -1, 1) * 32767).astype("<i2")
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(str(tmp), pcm, SR, subtype="PCM_16", format="WAV")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), pcm, SR, subtype="PCM_16", format="WAV")
 
 
 def _env(n: int, attack: float = 0.01) -> np.ndarray:
@@ -739,9 +738,7 @@ def generate(
             if progress is not None:
                 progress(k + 1, len(plan))
     data = out_dir / DATA_JSON
-    tmpj = data.with_name(data.name + ".tmp")
-    tmpj.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
-    tmpj.replace(data)
+    write_text(data, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     lic = out_dir / LICENSES_MD
     lic.write_text(LICENSES_TEXT.format(version=GENERATOR_VERSION))
     counts: dict[str, dict[str, int]] = {}
@@ -757,9 +754,7 @@ def generate(
         "files": dict(sorted(files.items())),
     }
     man = out_dir / MANIFEST_JSON
-    tmpm = man.with_name(man.name + ".tmp")
-    tmpm.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    tmpm.replace(man)
+    write_text(man, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
 
