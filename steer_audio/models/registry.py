@@ -57,7 +57,10 @@ MODELS: dict[str, ModelEntry] = {
         "mini", "mini", scoring="first-token", description="Whisper-base + Gemma-3-270M + trained projector"
     ),
     "qmini": ModelEntry(
-        "qmini", "qmini", scoring="letters", description="Whisper-base + Qwen2.5-Coder-0.5B-Instruct + projector"
+        "qmini",
+        "qmini",
+        scoring="letters",
+        description="Whisper-base + Qwen2.5-Coder-0.5B-Instruct + projector",
     ),
     # more families (steer_audio/models/families/): tiny random configs and the real checkpoints
     "tiny-qwen2.5-omni": ModelEntry(
