@@ -317,3 +317,42 @@ def test_evaluate_help_lists_every_method() -> None:
     text = " ".join(r.output.split())
     missing = [m for m in METHODS if m not in text]
     assert not missing, f"evaluate --help lacks {missing}"
+
+
+# -- checkpoints load as safetensors only -----------------------------------------------------------------------
+
+
+class _Loaded(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["qwen2-audio", "r1-aqa", "qwen2.5-omni", "voxtral-mini", "af3"])
+def test_checkpoints_are_loaded_with_use_safetensors(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kind that loads a checkpoint asks `from_pretrained` for safetensors (never a pickled .bin)."""
+    import transformers
+
+    from steer_audio.models import registry
+
+    seen: list[dict] = []
+
+    def fake(src, *args, **kw):
+        seen.append(kw)
+        raise _Loaded
+
+    spec = registry.resolve_spec(name)
+    for cls in (transformers.Qwen2AudioForConditionalGeneration, *_family_classes()):
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(lambda c, src, *a, **kw: fake(src, *a, **kw)))
+    with pytest.raises(_Loaded):
+        registry.build_module(spec)
+    assert seen and seen[0].get("use_safetensors") is True, seen
+
+
+def _family_classes() -> list[type]:
+    from steer_audio.models import families
+
+    out = []
+    for fam in getattr(families, "FAMILIES", {}).values():
+        cls = getattr(fam, "model_class", None)
+        if isinstance(cls, type):
+            out.append(cls)
+    return out
