@@ -27,4 +27,6 @@ trap cleanup EXIT
 ip netns exec "$NDIF_NETNS" ip link set lo up
 
 cd "$REPO"
-ip netns exec "$NDIF_NETNS" "$REPO/.venv/bin/python" -m pytest -m ndif tests/test_ndif_integration.py -rA -p no:cacheprovider "$@"
+# the stack without keys (integration) and with the API-key database (keys); NDIF_TESTS picks others
+read -r -a TESTS <<<"${NDIF_TESTS:-tests/test_ndif_integration.py tests/test_ndif_keys.py}"
+ip netns exec "$NDIF_NETNS" "$REPO/.venv/bin/python" -m pytest -m ndif "${TESTS[@]}" -rA -p no:cacheprovider "$@"
