@@ -519,3 +519,20 @@ def test_another_template_is_captured_under_its_own_prompt(tiny, dataset_path, t
     )
     assert [r["method"] for r in summ["table"]] == ["baseline", "head-guided"]
     assert all("mcnemar_vs_logits" in r for r in summ["table"])
+
+
+@pytest.mark.parametrize("model", ["qwen2-audio", "r1-aqa"])
+def test_recipes_name_the_generation_prompt_and_reach_evaluate(model):
+    import inspect
+
+    from steer_audio.cli import evaluate
+    from steer_audio.data.prompts import GENERATION_TEMPLATES
+    from steer_audio.recipes import load_recipe
+
+    root = Path(__file__).resolve().parent.parent / "recipes" / model
+    logits, both = load_recipe(root / "table1.toml"), load_recipe(root / "table1-generate.toml")
+    assert logits.protocol == "logits" and both.protocol == "generate"
+    assert both.template == logits.template and both.template in GENERATION_TEMPLATES
+    kw = both.cli_kwargs(Path("out"))
+    assert set(kw) <= set(inspect.signature(evaluate).parameters)
+    assert (kw["protocol"], kw["template"], kw["max_new_tokens"]) == ("generate", both.template, 256)
