@@ -159,4 +159,3 @@ class Readout:
     def rows(self, cand_ids: torch.Tensor) -> torch.Tensor:
         pos = {t: i for i, t in enumerate(self.token_ids)}
         return torch.tensor([[pos.get(int(t), 0) for t in row] for row in cand_ids])
-
