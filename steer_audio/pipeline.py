@@ -110,7 +110,7 @@ def _check_some_audio(exs: list[mmau.Example], ds: mmau.Dataset, plan: Plan) -> 
     if any(e.audio_array is not None or (e.audio_path is not None and e.audio_path.exists()) for e in exs):
         return
     first = next((e.audio_path for e in exs if e.audio_path is not None), None)
-    where = f"--audio-root {plan.audio_root}" if plan.audio_root else f"the data file's folder {ds.audio_root}"
+    where = f"--audio-root {plan.audio_root}" if plan.audio_root else f"the folder of {ds.source}"
     raise SteerAudioError(
         f"none of the {len(exs)} clips of {ds.source} exists under {where} (e.g. {first}): "
         "pass --audio-root DIR, the folder the items' audio_id paths are relative to"
@@ -250,7 +250,7 @@ def _label_random_heads(out: Path, m: loaded.LoadedModel) -> None:
     heads = read_json(path)
     heads["random_weights"] = m.random_weights
     if m.random_weights:
-        heads["warning"] = f"RANDOM WEIGHTS: {m.name} is a randomly initialised test model; these heads are noise"
+        heads["warning"] = f"RANDOM WEIGHTS: {m.name} is a random-weight test model; these heads are noise"
     write_json(path, heads)
 
 
