@@ -6,9 +6,13 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import SteerAudioError
+from .evaluate.run import DEFAULT_GRID, EvalConfig
+
+#: the evaluation defaults, written once (evaluate/run.py's EvalConfig); a recipe overrides what it names
+_E = EvalConfig()
 
 
 class Recipe(BaseModel):
@@ -22,16 +26,16 @@ class Recipe(BaseModel):
     audio_root: str | None = None
     calib: str | None = None
     calib_fraction: float | None = None
-    seed: int = 0
-    k: int = 20
-    k_sweep: list[int] = [10, 20, 30]
-    seeds: int = 10
+    seed: int = _E.seed
+    k: int = _E.k
+    k_sweep: list[int] = Field(default_factory=lambda: list(_E.k_sweep))
+    seeds: int = _E.seeds
     method: list[str] | None = None
-    heads: str = "specialist"
+    heads: str = _E.heads
     alpha: str = "auto"
-    grid: list[float] = [0, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 10]
+    grid: list[float] = Field(default_factory=lambda: list(DEFAULT_GRID))
     negative: str = "silence"
-    batch_size: int = 8
+    batch_size: int = _E.batch_size
     limit: int | None = None
     device: str | None = None
     dtype: str | None = None
