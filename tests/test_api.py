@@ -451,3 +451,19 @@ def test_readme_python_api_snippet_runs(tmp_path, monkeypatch):
     assert (tmp_path / "heads" / "heads.json").is_file() and (tmp_path / "steer" / "steering.json").is_file()
     back = sa.load_steering(tmp_path / "steer")
     assert torch.equal(back.v, g["steer"].v)
+
+
+def test_trace_invokes_take_examples(model, examples):
+    """nnsight's invoke form: one example per invoke, batched (left-padded) into one forward."""
+    ev = model.envoys()
+    with model.trace() as tracer:
+        with tracer.invoke(examples[0]):
+            a = ev.lm_head.output[:, -1].save()
+        with tracer.invoke((examples[1].audio_path, "Hi?")):
+            b = ev.lm_head.output[:, -1].save()
+    with model.trace(examples[0]):
+        a1 = ev.lm_head.output[:, -1].save()
+    with model.trace((examples[1].audio_path, "Hi?")):
+        b1 = ev.lm_head.output[:, -1].save()
+    torch.testing.assert_close(a, a1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b, b1, atol=1e-5, rtol=1e-5)
