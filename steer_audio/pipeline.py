@@ -9,11 +9,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .capture.cache import CaptureCache
+from .capture.cache import CaptureCache, CaptureData
 from .capture.run import cache_key, run_capture
 from .data import mmau
 from .data.audio import NEGATIVES
 from .data.prompts import LETTERS
+from .discover.run import Discovery, run_discovery
 from .errors import SteerAudioError
 from .evaluate.mmau_score import official_accuracy
 from .evaluate.run import EvalConfig, Evaluator
@@ -205,11 +206,16 @@ def execute(
             m = loaded.load(model, device=m.device, dtype=dtype, revision=revision, audio_encoder=audio_encoder)
     else:
         cache = run_capture(m, to_capture, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
-    ev = Evaluator(cache, calib, evals, cfg, model=m)
-    disc = ev.run()
-    if rotations:
-        ev.permutations(cache, rotations)
-    _write_discovery(out, ev, disc, m)
+    if stage == "discover":  # discovery has its own runner (discover/run.py), not the Evaluator
+        found = run_discovery(cache, calib, evals, cfg.k, cfg.ranking, cfg.normalise, cfg.draws, cfg.seed)
+        disc, sets = found.discovery, found.sets
+        _write_discovery(out, found.calib, found.evals, sets.ev, disc, m)
+    else:
+        ev = Evaluator(cache, calib, evals, cfg, model=m)
+        disc, sets = ev.run(), ev.sets
+        if rotations:
+            ev.permutations(cache, rotations)
+        _write_discovery(out, ev.dc, ev.de, ev.ev_ex, disc, m)
     _label_random_heads(out, m)
     summary: dict[str, Any] = {
         "model": m.describe(),
@@ -220,8 +226,8 @@ def execute(
             "how": split_info["how"],
             "n_calib": len(calib),
             "n_eval": len(evals),
-            "n_eval_missing": len(ev.ev_missing),
-            "n_calib_missing": len(ev.sets.cal_missing),  # real-audio items only (protocol.py)
+            "n_eval_missing": len(sets.ev_missing),
+            "n_calib_missing": len(sets.cal_missing),  # real-audio items only (protocol.py)
         },
         "config": {**cfg.__dict__, "alphas": cfg.alphas},
         "discovery": disc.summary,
@@ -261,11 +267,19 @@ def _label_tokens(m: loaded.LoadedModel) -> Any:
     return "first token of each option text (per item)"
 
 
-def _write_discovery(out: Path, ev: Evaluator, disc: Any, m: loaded.LoadedModel) -> None:
+def _write_discovery(
+    out: Path,
+    calib: CaptureData,
+    evals: CaptureData,
+    eval_ex: list[mmau.Example],
+    disc: Discovery,
+    m: loaded.LoadedModel,
+) -> None:
+    """heads.json, head_scores.safetensors, listening.jsonl (evaluation rows `evals`) and the r heatmap."""
     from .discover import run as drun
     from .report import plots
 
-    drun.write(disc, out, ev.dc, ev.de, ev.ev_ex)
+    drun.write(disc, out, calib, evals, eval_ex)
     title = f"{m.name}{' (RANDOM WEIGHTS)' if m.random_weights else ''}: r per head, top-{disc.heads.k} boxed"
     plots.heatmap(disc.r, list(disc.heads.heads), out / "heads_r.png", title)
 

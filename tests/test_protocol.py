@@ -242,3 +242,29 @@ def test_hint_projection_removes_the_calibration_hint_component(twins):
     r = next(r for r in ev.results if r.name == "hint-projected")
     steered = cached.score(ev.de, ev.ro, vp, [r.params["alpha"]])[0]
     np.testing.assert_array_equal(r.pred, predictions(steered))
+
+
+def test_discover_command_runs_its_own_runner_on_real_audio(twins, tmp_path, monkeypatch):
+    """`steer-audio discover` goes through run_discovery, not the Evaluator, and finds the same heads."""
+    from typer.testing import CliRunner
+
+    from steer_audio.cli import app
+    from steer_audio.evaluate import run as erun
+
+    cache, calib, evals = twins
+    _, disc, _ = _run(cache, calib, evals)
+
+    def no_evaluator(*a, **k):
+        raise AssertionError("discover must not construct the Evaluator")
+
+    monkeypatch.setattr(erun.Evaluator, "__init__", no_evaluator)
+    data = cache.root.parent / "bench.json"
+    out = tmp_path / "disc"
+    r = CliRunner().invoke(app, ["discover", "--model", "tiny", "--data", str(data), "--k", "4", "--draws", "10",
+                                 "--out", str(out), "--device", "cpu"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    heads = json.loads((out / "heads.json").read_text())
+    assert [(h["layer"], h["index"]) for h in heads["heads"]] == list(disc.heads.heads)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["discovery"]["protocol"]["calibration"]["n_diagnostic_excluded"] == len(calib) // 4
+    assert s["splits"]["n_calib_missing"] == 0
