@@ -80,7 +80,7 @@ def _bench_as_flac(src: Path, dst: Path, limit: int | None) -> None:
     else:
         (dst / lb.DATA_JSON).write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
         man["json_sha256"] = sha256_file(dst / lb.DATA_JSON)
-    wavs = sorted({r["audio_id"] for r in rows})
+    wavs = sorted({r["audio_id"].removeprefix("./") for r in rows})  # the manifest's keys
     man["files"] = {w: man["files"][w] for w in wavs}
     for w in wavs:
         y, sr = sf.read(str(src / w), dtype="int16")

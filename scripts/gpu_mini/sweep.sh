@@ -51,11 +51,13 @@ while IFS=$'\t' read -r name opts; do
     $PY -m steer_audio.cli_mini eval-mini --model "$MODEL" --data "$BENCH" \
       --weights "$RUNS/$name/projector.safetensors" --split $split --out "$RUNS/$name/$split" \
       --device "$DEVICE" $LIMIT >"$RUNS/$name/eval-$split.log" 2>&1 &
+    [ "$DEVICE" = cpu ] && wait  # one model in memory at a time on a CPU machine
   done
   if [ -n "$HELDOUT" ] && [ ! -f "$RUNS/$name/heldout/summary.json" ]; then
     $PY -m steer_audio.cli_mini eval-mini --model "$MODEL" --data "$HELDOUT" \
       --weights "$RUNS/$name/projector.safetensors" --split heldout --out "$RUNS/$name/heldout" \
       --device "$DEVICE" $LIMIT >"$RUNS/$name/eval-heldout.log" 2>&1 &
+    [ "$DEVICE" = cpu ] && wait
   fi
 done <"$RECIPES"
 wait

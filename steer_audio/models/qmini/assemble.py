@@ -213,7 +213,7 @@ def setup_qmini(cache_dir: Path | None = None, force: bool = False, gguf: Path |
     license_text = _license_text()
 
     def fill(tmp: Path) -> None:
-        parts.write_whisper(tmp, QminiSetupError, "qmini")
+        parts.write_whisper(tmp, QminiSetupError, "mini,qmini")
         log.info("whisper converted (%.1f s)", time.time() - t0)
         gdir = tmp / "gguf"
         gdir.mkdir()
