@@ -14,6 +14,8 @@ Three ways to use one:
 * `with steering.apply(model): ...` around any call of the underlying module (a forward, HF `generate`):
   plain PyTorch forward hooks that edit the last position of every forward, removed on exit. With the
   KV cache (HF `generate`'s default) that is t in the prefill and each new token in every decode step.
+  Around an nnsight trace it steers the traced forward too; the trace then reads a hooked module's own
+  output (before the hook's edit), while every later module sees the edit.
 * `steering.primitive()` for `steer.generate.generate` (the project's batched, KV-cached decode loop).
 
 `save(folder)` writes `steering.safetensors` (tensors) + `steering.json` (what it is) + `meta.json`

@@ -467,3 +467,23 @@ def test_trace_invokes_take_examples(model, examples):
         b1 = ev.lm_head.output[:, -1].save()
     torch.testing.assert_close(a, a1, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(b, b1, atol=1e-5, rtol=1e-5)
+
+
+def test_apply_around_the_users_nnsight_trace(model, cap):
+    """`with steering.apply(model):` around a trace steers the traced forward like `edit()` inside it. The
+    trace reads a hooked module's own output (before the hook adds alpha * v); what follows sees the edit."""
+    hs = sa.find_heads(cap, k=4)
+    st = _rows_of(sa.head_guided(cap, hs, 3.0), 2)
+    exs = cap.examples[:2]
+    ev = model.envoys()
+    with model.trace(exs):
+        st.edit(model)
+        want_h = ev.layers[-1].output[:, -1].save()
+        want = ev.lm_head.output[:, -1].save()
+    with st.apply(model):
+        with model.trace(exs):
+            got_h = ev.layers[-1].output[:, -1].save()
+            got = ev.lm_head.output[:, -1].save()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_h + 3.0 * st.v, want_h, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got_h, want_h, atol=1e-3)
