@@ -131,6 +131,25 @@ def kind_of(spec: Spec) -> ModelKind:
     return model_kind(str(spec["kind"]))
 
 
+#: a `train-mini` output folder holds this file: `--model FOLDER` is its embedded model with that projector
+PROJECTOR_FILE = "projector.safetensors"
+
+
+def trained_projector_model(folder: Path) -> str | None:
+    """The embedded model a trained-projector folder belongs to (its safetensors metadata `model`, else
+    `mini`, which predates the field), or None when `folder` holds no projector."""
+    f = folder / PROJECTOR_FILE
+    if not f.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(f), "pt") as st:
+        model = (st.metadata() or {}).get("model", "mini")
+    if model not in MODELS or MODELS[model].kind not in ("mini", "qmini"):
+        raise SteerAudioError(f"{f}: its metadata names model {model!r}, not an embedded model (mini, qmini)")
+    return model
+
+
 def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> Spec:
     """Turn a user's --model value into a spec: a registry name, a hub id (org/name) or a local folder."""
     if name in MODELS:
@@ -139,6 +158,9 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> Spec:
         return spec | model_kind(e.kind).spec_fields(e, revision or e.revision, extra)
     folder = Path(name).expanduser()
     if folder.is_dir():
+        trained = trained_projector_model(folder)
+        if trained is not None:
+            return resolve_spec(trained, revision=revision, **(extra | {"weights": str(folder / PROJECTOR_FILE)}))
         for k in FOLDER_KINDS:
             found = model_kind(k).from_folder(str(folder))
             if found is not None:
