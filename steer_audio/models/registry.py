@@ -160,7 +160,9 @@ def resolve_spec(name: str, revision: str | None = None, **extra: Any) -> Spec:
     if folder.is_dir():
         trained = trained_projector_model(folder)
         if trained is not None:
-            return resolve_spec(trained, revision=revision, **(extra | {"weights": str(folder / PROJECTOR_FILE)}))
+            return resolve_spec(
+                trained, revision=revision, **(extra | {"weights": str(folder / PROJECTOR_FILE)})
+            )
         for k in FOLDER_KINDS:
             found = model_kind(k).from_folder(str(folder))
             if found is not None:
