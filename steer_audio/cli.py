@@ -139,7 +139,11 @@ def _stdout_console() -> Any:
     """stdout for results: no markup in data, no wrapping when piped (a wide fixed width, no colour)."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 10_000, highlight=False)
+    class _Stdout(Console):
+        def on_broken_pipe(self) -> None:  # rich's own handler exits with status 1; ours is quiet (0)
+            raise BrokenPipeError
+
+    return _Stdout(file=sys.stdout, width=None if sys.stdout.isatty() else 10_000, highlight=False)
 
 
 def _check_model_ready(model: str) -> None:
