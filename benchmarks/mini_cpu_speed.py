@@ -1,5 +1,5 @@
 """CPU speed of `mini`: (a) seconds per plain forward pass on a 10-s clip, last-position logits only, and
-(b) `--capture`: seconds per capture batch (the main job's hot loop: one nnsight trace per batch of audio and
+(b) `--capture`: seconds (wall and process CPU, the latter less sensitive to other load) per capture batch (the main job's hot loop: one nnsight trace per batch of audio and
 silence rows, capture/run.py) on real listen-bench items, under each setting of the levers: autograd mode
 (grad / no_grad / inference_mode), torch threads and batch size. Every setting's outputs are compared with the
 first one's (max abs difference; 0 means bit-identical).
@@ -130,11 +130,11 @@ def capture_speed(args: argparse.Namespace) -> None:
     )
     ref: dict[str, torch.Tensor] | None = None
     for g, t, b, d in settings:
-        times = []
+        times, cpus = [], []
         outs: dict[str, list[torch.Tensor]] = {}
         with _threads(t):
             for _ in range(args.repeats):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 outs = {}
                 for batch in batches[b]:
                     out = _trace(m, ev, batch, g, d)
@@ -144,6 +144,7 @@ def capture_speed(args: argparse.Namespace) -> None:
                         outs.setdefault(k + "_a", []).append(v[:n].clone())
                         outs.setdefault(k + "_n", []).append(v[n:].clone())
                 times.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
         cat = {k: torch.cat(v) for k, v in outs.items()}
         if ref is None:
             ref = cat
@@ -151,7 +152,8 @@ def capture_speed(args: argparse.Namespace) -> None:
         per_item = statistics.median(times) / len(exs)
         print(
             f"mode {g:<15} dedupe {int(d)} threads {t} batch {b:>2}: median {statistics.median(times):7.2f} s "
-            f"(min {min(times):.2f}) = {per_item:.3f} s/item; max |diff| vs first setting {diff:.3g}"
+            f"(min {min(times):.2f}) = {per_item:.3f} s/item; CPU {statistics.median(cpus):7.2f} s; "
+            f"max |diff| vs first setting {diff:.3g}"
         )
 
 
