@@ -19,8 +19,13 @@ case "$1" in
     python3 scripts/gpu_mini/unpack.py --stash /tmp/stash-m --dest /tmp/sa-m || exit 1
     rm -rf /tmp/sa-cache/mini && mv /tmp/sa-m/mini /tmp/sa-cache/mini && ls /tmp/sa-cache ;;
   train)
-    bg qsweep "MODEL=qmini RECIPES=recipes/qmini/seeds.txt HELDOUT=/tmp/sa-cache/heldout RUNS=$G/qsweep bash scripts/gpu_mini/sweep.sh"
-    bg msweep "MODEL=mini RECIPES=scripts/gpu_scale/mini_seeds.txt HELDOUT=/tmp/sa-cache/heldout RUNS=$G/msweep bash scripts/gpu_mini/sweep.sh" ;;
+    # each chain trains its seeds, then evaluates every trained projector at scale (in parallel)
+    EA="bash scripts/gpu_scale/evaluate_all.sh"
+    bg qchain "MODEL=qmini RECIPES=recipes/qmini/seeds.txt HELDOUT=/tmp/sa-cache/heldout RUNS=$G/qsweep bash scripts/gpu_mini/sweep.sh;
+      for s in L-s0 L-s1 L-s2; do [ -f $G/qsweep/\$s/projector.safetensors ] && $EA $G/qsweep/\$s $BENCH $G/scale/qmini-\$s > $G/scale-qmini-\$s.log 2>&1 & done; wait"
+    bg mchain "MODEL=mini RECIPES=scripts/gpu_scale/mini_seeds.txt HELDOUT=/tmp/sa-cache/heldout RUNS=$G/msweep bash scripts/gpu_mini/sweep.sh;
+      for s in p97nh40s1 p97nh40s2; do [ -f $G/msweep/\$s/projector.safetensors ] && $EA $G/msweep/\$s $BENCH $G/scale/mini-\$s > $G/scale-mini-\$s.log 2>&1 & done; wait"
+    bg mini-p0 "$EA mini $BENCH $G/scale/mini-p0; python3 -m steer_audio.cli_mini eval-mini --model mini --data /tmp/sa-cache/heldout --split heldout --out $G/mini-p0-heldout --device cuda" ;;
   scale)
     name=$2 model=$3 negs=${4:-silence noise shuffle drop}
     bg "scale-$name" "NEGATIVES='$negs' bash scripts/gpu_scale/evaluate_all.sh $model $BENCH $G/scale/$name" ;;
