@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from steer_audio.bench.listen_bench import ALLISON_DIR
 from steer_audio.models.mini import assemble
 
 pytestmark = pytest.mark.mini
 
-ALLISON_8 = Path("/usr/share/asterisk/sounds/en/digits/8.wav")
-ALLISON_BUSY = Path("/usr/share/asterisk/sounds/en/all-circuits-busy-now.wav")
+ALLISON_8 = ALLISON_DIR / "digits" / "8.wav"
+ALLISON_BUSY = ALLISON_DIR / "all-circuits-busy-now.wav"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
 
 
