@@ -59,7 +59,8 @@ MODELS: dict[str, ModelEntry] = {
     "qmini": ModelEntry(
         "qmini",
         "qmini",
-        scoring="letters",
+        # the paper's letter protocol did not train at 0.5B (results/qmini/README.md): first token of each option
+        scoring="first-token",
         description="Whisper-base + Qwen2.5-Coder-0.5B-Instruct + projector",
     ),
     # more families (steer_audio/models/families/): tiny random configs and the real checkpoints
