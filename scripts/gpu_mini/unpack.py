@@ -135,7 +135,7 @@ def main() -> None:
         import zstandard
 
         with (
-            zstandard.ZstdDecompressor().stream_reader(stream) as r,
+            zstandard.ZstdDecompressor().stream_reader(stream, closefd=False) as r,
             tarfile.open(fileobj=r, mode="r|") as tf,
         ):
             tf.extractall(a.dest, filter="data")

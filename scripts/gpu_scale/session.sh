@@ -14,7 +14,7 @@ G=/tmp/gpu; mkdir -p $G/pids
 BENCH=/tmp/sa-cache/listen-bench/listen-bench.json
 bg() { local name=$1; shift; setsid bash -c "$* > $G/$name.log 2>&1; echo \$? > $G/$name.rc" & echo $! > $G/pids/$name; }
 case "$1" in
-  unpack)
+  unpack)   # stops at the first failure: nothing is trained on a half-unpacked cache
     python3 scripts/gpu_mini/unpack.py --stash /tmp/stash --dest /tmp/sa-cache || exit 1
     python3 scripts/gpu_mini/unpack.py --stash /tmp/stash-m --dest /tmp/sa-m || exit 1
     rm -rf /tmp/sa-cache/mini && mv /tmp/sa-m/mini /tmp/sa-cache/mini && ls /tmp/sa-cache ;;
@@ -32,10 +32,10 @@ case "$1" in
   wait)
     end=$(( $(date +%s) + $2 ))
     while [ "$(date +%s)" -lt "$end" ]; do
-      busy=0; for f in $G/pids/*; do n=$(basename "$f"); [ -f "$G/$n.rc" ] || busy=1; done
+      busy=0; for f in $G/pids/*; do [ -e "$f" ] || continue; n=$(basename "$f"); [ -f "$G/$n.rc" ] || busy=1; done
       [ $busy = 0 ] && break; sleep 10
     done
-    for f in $G/pids/*; do n=$(basename "$f"); echo "$n rc=$(cat $G/$n.rc 2>/dev/null || echo running)"; done
+    for f in $G/pids/*; do [ -e "$f" ] || continue; n=$(basename "$f"); echo "$n rc=$(cat $G/$n.rc 2>/dev/null || echo running)"; done
     nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv ;;
   collect)
     ex=(--exclude='*encoder_cache*' --exclude='capture' --exclude='capture-*' --exclude='*checkpoint*' --exclude='warm')
