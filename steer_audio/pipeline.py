@@ -160,7 +160,12 @@ def execute(
     ds, calib, evals, split_info = splits(plan)
     # with several devices the workers hold the replicas: this process needs only the weightless skeleton
     m = loaded.load(
-        model, device=device, dtype=dtype, remote=remote or devices > 1, revision=revision, audio_encoder=audio_encoder
+        model,
+        device=device,
+        dtype=dtype,
+        remote=remote or devices > 1,
+        revision=revision,
+        audio_encoder=audio_encoder,
     )
     cfg.validate(m.geom.n_total_heads)  # K, methods, grid: before any capture (the Evaluator checks again)
     key = cache_key(m, ds.sha256, negative, plan.seed)
@@ -190,7 +195,13 @@ def execute(
         from .capture.parallel import run_capture_parallel
 
         devs = [f"cuda:{i}" for i in range(devices)] if m.device.startswith("cuda") else ["cpu"] * devices
-        load_kw = {"name": model, "dtype": dtype, "remote": remote, "revision": revision, "audio_encoder": audio_encoder}
+        load_kw = {
+            "name": model,
+            "dtype": dtype,
+            "remote": remote,
+            "revision": revision,
+            "audio_encoder": audio_encoder,
+        }
         cap_kw = {
             "batch_size": batch_size,
             "negative_kind": negative,
@@ -203,7 +214,9 @@ def execute(
         ro = all_candidate_ids(m, to_capture)
         cache = run_capture_parallel(load_kw, devs, to_capture, cap_dir, key, ro, **cap_kw)
         if not remote:  # the methods that run forward passes (head-level) need one replica here
-            m = loaded.load(model, device=m.device, dtype=dtype, revision=revision, audio_encoder=audio_encoder)
+            m = loaded.load(
+                model, device=m.device, dtype=dtype, revision=revision, audio_encoder=audio_encoder
+            )
     else:
         cache = run_capture(m, to_capture, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
     if stage == "discover":  # discovery has its own runner (discover/run.py), not the Evaluator

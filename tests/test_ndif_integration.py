@@ -160,7 +160,17 @@ def test_status_updates_reach_the_callback(ndif_url, dataset_path):
 def _cli(stage: str, out: Path, data: Path, remote: str | None, *extra: str) -> subprocess.CompletedProcess:
     cmd = [str(REPO / ".venv" / "bin" / "steer-audio"), stage, "--model", "tiny", "--data", str(data)]
     # a remote run sends the plain inputs (the server encodes on the full window): compare like with like
-    cmd += ["--out", str(out), "--device", "cpu", "--batch-size", "8", "--audio-encoder", "full-window", *extra]
+    cmd += [
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "8",
+        "--audio-encoder",
+        "full-window",
+        *extra,
+    ]
     if remote:
         cmd += ["--remote", remote]
     env = {k: v for k, v in os.environ.items() if k not in ("NDIF_HOST", "NDIF_API_KEY")}
