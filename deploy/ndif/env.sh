@@ -36,6 +36,10 @@ export NDIF_HOST_URL="http://127.0.0.1:${NDIF_API_PORT}"   # what clients pass a
 
 # ---- NDIF's own settings ----------------------------------------------------------------------------------
 export NDIF_HOME="$NDIF_STATE_DIR/home"
+# Ray reads ~/.ray/auth_token, which Ray 2.60 writes the first time any driver starts on the machine (e.g. the
+# `ray` extra's capture backend, scripts/test_ray.sh). With that file the stack's `ray status` and drivers never
+# connect to this head (start.sh timed out waiting for Ray). The stack's processes get a HOME of their own.
+export HOME="$NDIF_HOME"
 export NDIF_REDIS_URL="redis://127.0.0.1:${NDIF_REDIS_PORT}"
 export NDIF_RAY_ADDRESS="ray://127.0.0.1:${NDIF_RAY_CLIENT_PORT}"
 # Workaround 3 (no rustfs binary: GitHub releases only): moto's S3 server stands in. Results above the inline
