@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..models.registry import MODELS
 from .config import TrainError
 
 
@@ -42,7 +43,7 @@ def _mini() -> EmbeddedModel:
     return EmbeddedModel(
         name="mini",
         description="mini (Whisper-base encoder + Gemma-3-270M in Qwen2AudioForConditionalGeneration)",
-        scoring="first-token",
+        scoring=MODELS["mini"].scoring,  # one fact: the registry row says how the model is scored
         build=lambda cache: a.build_mini(cache),
         load_weights=a.load_trained_weights,
         setup=a.setup_mini,
@@ -62,7 +63,7 @@ def _qmini() -> EmbeddedModel:
     return EmbeddedModel(
         name="qmini",
         description="qmini (Whisper-base encoder + Qwen2.5-Coder-0.5B-Instruct in Qwen2AudioForConditionalGeneration)",
-        scoring="letters",
+        scoring=MODELS["qmini"].scoring,
         build=lambda cache: a.build_qmini(cache),
         load_weights=a.load_trained_weights,
         setup=a.setup_qmini,
