@@ -63,7 +63,7 @@ Batch = Annotated[
 Negative = Annotated[
     str,
     typer.Option(
-        "--negative", help="silence | noise | shuffle | drop (no audio at all; not position-aligned)"
+        "--negative", help="silence | floor (white noise at the clip's own noise floor) | noise | shuffle | drop (no audio at all; not position-aligned)"
     ),
 ]
 Device = Annotated[

@@ -86,6 +86,24 @@ def test_negatives_keep_length_and_loudness():
         negative(wav, "pink")
 
 
+def test_floor_negative_matches_the_background_noise_not_the_event():
+    """An event (a loud tone over 1 s of a 4 s clip) in Gaussian background noise of known sigma: the
+    `floor` negative is white noise at that sigma (the generator's, not estimated by the same code), far
+    below the clip's overall RMS that the `noise` negative matches; digital silence gives zeros."""
+    rng = np.random.default_rng(3)
+    sigma, n = 0.02, 4 * 16000
+    wav = sigma * rng.standard_normal(n)
+    wav[16000:32000] += 0.5 * np.sin(np.arange(16000) / 3)
+    wav = wav.astype(np.float32)
+    rms = lambda x: float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2)))  # noqa: E731
+    floor = negative(wav, "floor", seed=4)
+    assert floor.shape == wav.shape and floor.dtype == np.float32
+    assert rms(floor) == pytest.approx(sigma, rel=0.15)
+    assert rms(wav) > 5 * rms(floor)
+    assert abs(np.corrcoef(floor, wav)[0, 1]) < 0.05  # fresh noise, not the clip's own samples
+    assert not negative(np.zeros(n, np.float32), "floor").any()
+
+
 def test_prompt_and_label_tokens(tiny):
     ds = mmau.load(ASSETS / "mmau-test-mini.json")
     e = next(x for x in ds.examples if len(x.choices) == 5)

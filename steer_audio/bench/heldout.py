@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SteerAudioError
 from ..io import sha256_file, write_text
 from . import listen_bench as lb
 
@@ -245,3 +246,33 @@ def generate(
     }
     write_text(out_dir / lb.MANIFEST_JSON, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
+
+
+def steering_check(bench_json: Path, heldout_json: Path, out_json: Path) -> dict:
+    """One file for the held-out steering check: listen-bench's calibration rows (split ``calib``) and every
+    listen-heldout row as the evaluation split (``split`` set to ``test``, ``dataset`` kept), audio paths made
+    absolute. `steer-audio evaluate --data OUT` then chooses alpha / layer / threshold on listen-bench's
+    calibration split exactly as the at-scale run does and scores the held-out rows once at that choice."""
+    rows = []
+    for path, keep in ((Path(bench_json), "calib"), (Path(heldout_json), SPLIT)):
+        root = path.resolve().parent
+        for r in json.loads(path.read_text()):
+            if r.get("split") != keep:
+                continue
+            r = dict(r, audio_id=str(root / str(r["audio_id"]).removeprefix("./")))
+            if keep == SPLIT:
+                r["split"] = "test"
+            rows.append(r)
+    if not any(r["split"] == "test" for r in rows) or not any(r["split"] == "calib" for r in rows):
+        raise SteerAudioError(f"{bench_json} needs 'calib' rows and {heldout_json} '{SPLIT}' rows")
+    write_text(Path(out_json), json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    return {
+        "calib": sum(r["split"] == "calib" for r in rows),
+        "test": sum(r["split"] == "test" for r in rows),
+    }
+
+
+if __name__ == "__main__":  # python -m steer_audio.bench.heldout BENCH_JSON HELDOUT_JSON OUT_JSON
+    import sys
+
+    sys.stdout.write(f"{steering_check(*(Path(a) for a in sys.argv[1:4]))}\n")

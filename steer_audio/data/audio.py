@@ -12,7 +12,9 @@ from ..errors import SteerAudioError
 
 log = logging.getLogger(__name__)
 SR = 16000
-NEGATIVES = ("silence", "noise", "shuffle", "drop")
+NEGATIVES = ("silence", "floor", "noise", "shuffle", "drop")
+#: frame length and quantile of the `floor` negative's noise-floor estimate
+FLOOR_FRAME_S, FLOOR_QUANTILE = 0.020, 0.10
 
 
 class AudioMissing(SteerAudioError):
@@ -68,11 +70,29 @@ def negative(wav: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     if kind == "noise":
         rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
         return np.asarray(rng.standard_normal(wav.shape[0]) * rms, dtype=np.float32)
+    if kind == "floor":
+        return np.asarray(rng.standard_normal(wav.shape[0]) * noise_floor(wav), dtype=np.float32)
     if kind == "shuffle":
         return block_shuffle(wav, rng)
     if kind == "drop":
         raise SteerAudioError("the `drop` negative has no waveform: the prompt is encoded without audio")
     raise SteerAudioError(f"unknown negative {kind!r}: use one of {', '.join(NEGATIVES)}")
+
+
+def noise_floor(wav: np.ndarray) -> float:
+    """The clip's background level: the `FLOOR_QUANTILE` quantile of its 20 ms frame RMS (0.0 for silence).
+
+    On a clip made of an event placed in Gaussian background noise (listen-bench) it estimates that
+    noise's sigma: the quietest frames hold no event. The `floor` negative is white noise at this level,
+    the clip with its event removed and its recording conditions kept (the matched noise floor of
+    ../shared/notes/pilot-text-dominance.md), unlike digital silence, which no training clip resembles."""
+    x = np.asarray(wav, dtype=np.float64)
+    f = max(1, int(FLOOR_FRAME_S * SR))
+    n = x.shape[0] // f
+    if n == 0:
+        return float(np.sqrt(np.mean(x**2))) if x.size else 0.0
+    frames = np.sqrt(np.mean(x[: n * f].reshape(n, f) ** 2, axis=1))
+    return float(np.quantile(frames, FLOOR_QUANTILE))
 
 
 def block_shuffle(

@@ -26,7 +26,7 @@ from ..data.mmau import Example
 
 #: conditions whose audio is not the item's own clip (listen-bench writes `silence`; the others name the
 #: negatives of `data/audio.py` used as a replacement clip, and `no-audio` a prompt without audio)
-ABLATION_CONDITIONS = frozenset({"silence", "noise", "shuffle", "drop", "no-audio"})
+ABLATION_CONDITIONS = frozenset({"silence", "floor", "noise", "shuffle", "drop", "no-audio"})
 #: an MMAU-format item may also mark itself: `"audio_ablated": true`
 ABLATION_FLAG = "audio_ablated"
 
