@@ -2,7 +2,9 @@
 # One lent H200, after the chunks of `.devpack` (qmini + full listen-bench + heldout) are in /tmp/stash and
 # those of `.devpack-mini` (mini cache + Gemma GGUF) in /tmp/stash-m, and the wheels in /tmp/site:
 #   bash scripts/gpu_scale/session.sh unpack     # both caches into /tmp/sa-cache
-#   bash scripts/gpu_scale/session.sh train      # qmini seeds + 2 more mini seeds, in the background (setsid)
+#   bash scripts/gpu_scale/session.sh train      # 2 more mini seeds, in the background (setsid)
+#   bash scripts/gpu_scale/session.sh queue [P]  # jobs.sh's at-scale jobs, P at a time, in the background
+#   bash scripts/gpu_scale/session.sh progress   # finished jobs, errors, GPU use
 #   bash scripts/gpu_scale/session.sh scale NAME MODEL [NEGATIVES]   # evaluate_all.sh in the background
 #   bash scripts/gpu_scale/session.sh wait SECONDS   # until every background job is done or SECONDS pass
 #   bash scripts/gpu_scale/session.sh collect    # tar of sweeps + results into $OUT
@@ -17,15 +19,18 @@ case "$1" in
   unpack)   # stops at the first failure: nothing is trained on a half-unpacked cache
     python3 scripts/gpu_mini/unpack.py --stash /tmp/stash --dest /tmp/sa-cache || exit 1
     python3 scripts/gpu_mini/unpack.py --stash /tmp/stash-m --dest /tmp/sa-m || exit 1
-    rm -rf /tmp/sa-cache/mini && mv /tmp/sa-m/mini /tmp/sa-cache/mini && ls /tmp/sa-cache ;;
-  train)
-    # each chain trains its seeds, then evaluates every trained projector at scale (in parallel)
-    EA="bash scripts/gpu_scale/evaluate_all.sh"
-    bg qchain "MODEL=qmini RECIPES=recipes/qmini/seeds.txt HELDOUT=/tmp/sa-cache/heldout RUNS=$G/qsweep bash scripts/gpu_mini/sweep.sh;
-      for s in L-s0 L-s1 L-s2; do [ -f $G/qsweep/\$s/projector.safetensors ] && $EA $G/qsweep/\$s $BENCH $G/scale/qmini-\$s > $G/scale-qmini-\$s.log 2>&1 & done; wait"
-    bg mchain "MODEL=mini RECIPES=scripts/gpu_scale/mini_seeds.txt HELDOUT=/tmp/sa-cache/heldout RUNS=$G/msweep bash scripts/gpu_mini/sweep.sh;
-      for s in p97nh40s1 p97nh40s2; do [ -f $G/msweep/\$s/projector.safetensors ] && $EA $G/msweep/\$s $BENCH $G/scale/mini-\$s > $G/scale-mini-\$s.log 2>&1 & done; wait"
-    bg mini-p0 "$EA mini $BENCH $G/scale/mini-p0; python3 -m steer_audio.cli_mini eval-mini --model mini --data /tmp/sa-cache/heldout --split heldout --out $G/mini-p0-heldout --device cuda" ;;
+    rm -rf /tmp/sa-cache/mini && mv /tmp/sa-m/mini /tmp/sa-cache/mini && ls /tmp/sa-cache
+    python3 -m steer_audio.bench.heldout $BENCH /tmp/sa-cache/heldout/listen-bench.json /tmp/sa-cache/heldout-check.json ;;
+  train)    # two more mini seeds (the qmini projectors F-s0..F-s2 are in the tree: assets/qmini, results/qmini/gpu)
+    bg mtrain "MODEL=mini RECIPES=scripts/gpu_scale/mini_seeds.txt HELDOUT=/tmp/sa-cache/heldout RUNS=$G/msweep bash scripts/gpu_mini/sweep.sh" ;;
+  queue)    # the job list of jobs.sh, P at a time, in priority order (xargs keeps the order)
+    P=${2:-6}
+    bash scripts/gpu_scale/jobs.sh > $G/jobs.txt
+    bg queue "OMP_NUM_THREADS=2 xargs -P $P -L 1 bash scripts/gpu_scale/job.sh < $G/jobs.txt" ;;
+  progress)
+    cat $G/jobs.done 2>/dev/null; ls $G/scale/*/ 2>/dev/null | head -50 | tr '\n' ' '; echo
+    for f in $G/scale/*/*.stderr; do [ -s "$f" ] && { echo "== $f"; tail -c 300 "$f"; echo; }; done 2>/dev/null | tail -40
+    nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader; uptime ;;
   scale)
     name=$2 model=$3 negs=${4:-silence noise shuffle drop}
     bg "scale-$name" "NEGATIVES='$negs' bash scripts/gpu_scale/evaluate_all.sh $model $BENCH $G/scale/$name" ;;
@@ -39,7 +44,7 @@ case "$1" in
     nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv ;;
   collect)
     ex=(--exclude='*encoder_cache*' --exclude='capture' --exclude='capture-*' --exclude='*checkpoint*' --exclude='warm')
-    for d in $G/*/; do n=$(basename "$d"); tar -C $G "${ex[@]}" -czf "$OUT/$n.tgz" "$n" 2>/dev/null; done
-    tar -C $G -czf $OUT/logs.tgz $(cd $G && ls *.log *.rc 2>/dev/null)
+    for d in $G/msweep $G/scale/*/; do n=$(basename "$d"); tar -C "$(dirname "$d")" "${ex[@]}" -czf "$OUT/$n.tgz" "$n" 2>/dev/null; done
+    tar -C $G -czf $OUT/logs.tgz $(cd $G && ls *.log *.rc *.txt jobs.done 2>/dev/null)
     ls -la $OUT ;;
 esac
