@@ -12,7 +12,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$REPO/.venv/bin/python}"
-APT_PKGS=(sox libsox-fmt-all espeak-ng fluidsynth timgm6mb-soundfont asterisk-core-sounds-en-wav pocketsphinx-testdata)
+APT_PKGS=(sox libsox-fmt-all espeak-ng fluidsynth timgm6mb-soundfont asterisk-core-sounds-en-wav pocketsphinx-testdata
+  wamerican flite)  # the last two: the broad training rows (steer_audio/bench/broad.py)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
