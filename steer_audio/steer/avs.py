@@ -8,7 +8,10 @@ execution order, the residual at t becomes
 
 (re-normalised to the norm the residual had before the injection), and the next layer reads h''. The
 layer schedule s_l is `inside` for layers in a band and `outside` elsewhere (default: the middle third of
-the layers at 1.0, the rest at 0.25). Every layer's input changes, so each alpha needs a forward pass.
+the layers at 1.0, the rest at 0.25). Only position t changes, and nothing before t attends to it, so the
+unsteered prefix up to t-1 is computed once per batch and every alpha is one copy of position t in a single
+batched decode step (`avs_step`, the mechanism of steer/forward.py); `avs_logits` is the full forward of one
+alpha (the reference, and what a remote run sends).
 
 What could not be verified here (the paper's text was not readable in this environment; only its abstract
 and third-party summaries were): the exact schedule. Summaries say the method weights layers by a
@@ -37,7 +40,8 @@ import torch
 
 from ..capture.trace import Envoys
 from ..errors import SteerAudioError
-from .forward import _gather
+from . import forward
+from .forward import Prefix, _gather
 
 #: default band: the middle third of the decoder layers, as fractions of depth [start, stop)
 DEFAULT_BAND = (1 / 3, 2 / 3)
@@ -96,13 +100,7 @@ def avs_logits(
     inputs: the audio pass's model inputs (N rows, left-padded); cand: [N, O] (-1 = no option);
     v: [N, L, d] from `avs_vectors`; schedule: [L] from `layer_schedule`."""
     n_layers = len(ev.layers)
-    if v.ndim != 3 or v.shape[1] != n_layers or schedule.shape != (n_layers,):
-        raise SteerAudioError(
-            f"AVS needs v [N, {n_layers}, d] and a schedule of {n_layers} layers, "
-            f"got v {tuple(v.shape)} and schedule {tuple(schedule.shape)}"
-        )
-    if v.shape[0] != inputs["input_ids"].shape[0]:
-        raise SteerAudioError(f"AVS got {v.shape[0]} vectors for {inputs['input_ids'].shape[0]} rows")
+    _check(ev, inputs["input_ids"].shape[0], v, schedule)
     coef = [float(alpha) * float(s) for s in schedule.tolist()]
     with lm.trace(**inputs, use_cache=False, remote=remote):
         for layer in range(n_layers):
@@ -114,6 +112,50 @@ def avs_logits(
     return _gather(logits.cpu(), cand)
 
 
+def _check(ev: Envoys, rows: int, v: torch.Tensor, schedule: torch.Tensor) -> None:
+    n_layers = len(ev.layers)
+    if v.ndim != 3 or v.shape[1] != n_layers or schedule.shape != (n_layers,):
+        raise SteerAudioError(
+            f"AVS needs v [N, {n_layers}, d] and a schedule of {n_layers} layers, "
+            f"got v {tuple(v.shape)} and schedule {tuple(schedule.shape)}"
+        )
+    if v.shape[0] != rows:
+        raise SteerAudioError(f"AVS got {v.shape[0]} vectors for {rows} rows")
+
+
+def avs_step(
+    lm: Any,
+    ev: Envoys,
+    pre: Prefix,
+    cand: torch.Tensor,
+    v: torch.Tensor,
+    alphas: list[float],
+    schedule: torch.Tensor,
+) -> torch.Tensor:
+    """Candidate logits [A, N, O] of every alpha from the batch's prefix (steer/forward.py), in steps of at
+    most forward.MAX_STEP_CONFIGS alphas: copy c of position t gets alpha_c * s_l * v_l(x) at every layer,
+    norm-preserving, exactly as `avs_logits` steers t. Returned on the model's device."""
+    _check(ev, pre.rows, v, schedule)
+    dtype = forward.model_dtype(lm)
+    out = []
+    for s in range(0, len(alphas), forward.MAX_STEP_CONFIGS):
+        chunk = alphas[s : s + forward.MAX_STEP_CONFIGS]
+        step = forward.step_inputs(pre, len(chunk), dtype)
+        dev = step["input_ids"].device
+        # coef[c, l] = float32(alpha_c * s_l), the scalar `avs_logits` multiplies v_l by
+        coef = torch.tensor([[float(a) * float(x) for x in schedule.tolist()] for a in chunk]).to(dev)
+        vd = v.float().to(dev)
+        with torch.no_grad(), lm.trace(**step, cache=pre.kv, use_cache=True):
+            for layer in range(len(ev.layers)):
+                y = ev.layers[layer].output
+                add = coef[None, :, layer, None] * vd[:, None, layer]
+                y[:, :] = steer_residual(y[:, :], add)
+            got = forward.gather_configs(ev.lm_head.output, cand).save()
+        pre.kv.crop(-len(chunk))
+        out.append(got)
+    return torch.cat(out)
+
+
 def avs_sweep(
     lm: Any,
     ev: Envoys,
@@ -123,6 +165,11 @@ def avs_sweep(
     alphas: list[float],
     schedule: torch.Tensor,
     remote: bool | str = False,
+    reuse_prefix: bool = True,
 ) -> torch.Tensor:
-    """Candidate logits [A, N, O] under AVS for every alpha (one forward each)."""
+    """Candidate logits [A, N, O] under AVS for every alpha: one prefix pass and one batched decode step
+    (`avs_step`), or, remotely, without `reuse_prefix` or on sliding-window models, one forward each."""
+    if reuse_prefix and not remote and forward.shared_step_ok(ev):
+        _check(ev, inputs["input_ids"].shape[0], v, schedule)
+        return avs_step(lm, ev, forward.prefix_pass(lm, ev, inputs), cand, v, alphas, schedule).cpu()
     return torch.stack([avs_logits(lm, ev, inputs, cand, v, a, schedule, remote) for a in alphas])

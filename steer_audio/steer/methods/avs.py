@@ -12,18 +12,32 @@ from ...data.mmau import Example
 from ...discover.heads import predictions
 from .. import avs
 from .base import MethodContext, MethodResult
-from .batches import curve_result, forward_curve
+from .batches import SHARED, BatchRun, ForwardBatch, curve_result, forward_curve
 
 
-def _logits(ctx: MethodContext, exs: list[Example], data: CaptureData, alphas: list[float]) -> torch.Tensor:
+def _shared(ctx: MethodContext, alphas: list[float]) -> BatchRun:
     m = ctx.model
     schedule = avs.layer_schedule(m.geom.n_layers)
 
-    def run(ev: Any, inputs: dict[str, torch.Tensor], sub: CaptureData) -> torch.Tensor:
+    def run(ev: Any, fb: ForwardBatch, sub: CaptureData) -> torch.Tensor:
         v = avs.avs_vectors(sub["resid_a"], sub["resid_n"])
-        return avs.avs_sweep(m.lm, ev, inputs, sub["cand"], v, alphas, schedule, m.remote)
+        if fb.batched:  # every alpha in one decode step from the batch's shared prefix
+            return avs.avs_step(m.lm, ev, fb.prefix(), sub["cand"], v, alphas, schedule)
+        return avs.avs_sweep(
+            m.lm, ev, fb.inputs, sub["cand"], v, alphas, schedule, m.remote, reuse_prefix=False
+        )
 
-    return forward_curve(ctx, exs, data, run)
+    return run
+
+
+SHARED["avs"] = _shared
+
+
+def _logits(
+    ctx: MethodContext, exs: list[Example], data: CaptureData, alphas: list[float], share: bool = True
+) -> torch.Tensor:
+    """Logits [A, N, O]; `share`: in the batch loop of every SHARED method (methods/batches.py)."""
+    return forward_curve(ctx, exs, data, _shared(ctx, alphas), "avs" if share else None, alphas)
 
 
 def run(ctx: MethodContext) -> list[MethodResult]:
@@ -37,5 +51,5 @@ def run(ctx: MethodContext) -> list[MethodResult]:
         _logits(ctx, ctx.ev_ex, ctx.de, ctx.alphas),
     )
     if ctx.dd is not None:
-        res.diag_pred = predictions(_logits(ctx, ctx.diag_ex, ctx.dd, [ctx.alphas[i]])[0])
+        res.diag_pred = predictions(_logits(ctx, ctx.diag_ex, ctx.dd, [ctx.alphas[i]], share=False)[0])
     return [res]

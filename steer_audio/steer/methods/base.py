@@ -29,6 +29,7 @@ from .. import cached
 class Settings(Protocol):
     """The evaluation settings a method reads (`evaluate.run.EvalConfig` provides them)."""
 
+    methods: list[str]
     heads: str
     k: int
     k_sweep: list[int]
@@ -91,6 +92,8 @@ class MethodContext:
     main_heads: HeadSet
     model: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: forward-pass logits one method computed for another in a shared batch loop (methods/batches.py)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def n_layers(self) -> int:
