@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .config import RunConfig, format_numbers, parse_alpha
 from .errors import SteerAudioError
 
 app = typer.Typer(
@@ -20,6 +21,8 @@ app = typer.Typer(
     help="Find audio-specialist heads and steer audio-language models to listen.",
 )
 log = logging.getLogger("steer_audio")
+#: every option's default is the run configuration's (config.py), written there once
+_D = RunConfig()
 
 # -- shared options, defined once ----------------------------------------------------------------------------
 Model = Annotated[
@@ -40,8 +43,8 @@ Data = Annotated[
     ),
 ]
 #: the defaults a new user gets: the embedded real model and its benchmark (both made by scripts/setup_mini.sh)
-DEFAULT_MODEL = "mini"
-DEFAULT_DATA = "listen-bench"
+DEFAULT_MODEL = _D.model
+DEFAULT_DATA = _D.data
 AudioRoot = Annotated[
     Path | None, typer.Option("--audio-root", help="folder holding the clips (audio_id is resolved under it)")
 ]
@@ -63,7 +66,8 @@ Batch = Annotated[
 Negative = Annotated[
     str,
     typer.Option(
-        "--negative", help="silence | floor (white noise at the clip's own noise floor) | noise | shuffle | drop (no audio at all; not position-aligned)"
+        "--negative",
+        help="silence | floor (white noise at the clip's own noise floor) | noise | shuffle | drop (no audio at all; not position-aligned)",
     ),
 ]
 Device = Annotated[
@@ -238,50 +242,19 @@ def _remote(value: str | None) -> bool | str:
     return target.trace_arg
 
 
-def _check_options(kw: dict[str, Any]) -> None:
-    """Every option check that needs no model: before anything is loaded, captured or written."""
-    from . import cli_checks as cc
-
-    cfg = kw.get("cfg")
-    cc.check_k(kw["k"], cfg.k_sweep if cfg is not None else ())
-    cc.check_ranking(kw["ranking"])
-    cc.check_dtype(kw["dtype"])
-    cc.check_device(kw["device"])
-    cc.check_positive("--limit", kw["limit"])
-    cc.check_positive("--batch-size", kw["batch_size"])
-    cc.check_positive("--devices", kw["devices"])
-    cc.check_calib(kw["calib"], kw["calib_fraction"])
-    _check_model_ready(kw["model"])
-
-
-def _execute(stage: str, **kw) -> None:
-    from .evaluate.run import EvalConfig
-    from .pipeline import Plan, execute
+def _execute(stage: str, cfg: RunConfig, out: Path | None) -> None:
+    """Check `cfg` (no model needed), then run it through the pipeline and print its tables."""
+    from .pipeline import execute
     from .progress import setup_logging
 
     setup_logging()
     try:
         from .models.registry import resolve_spec
 
-        _check_options(kw)
-        resolve_spec(kw["model"])  # an unknown model fails before anything is written
-        out = kw.pop("out") or _default_out(stage, kw["model"])
-        plan = Plan(
-            data=_data(kw.pop("data"), out),
-            audio_root=kw.pop("audio_root"),
-            calib=kw.pop("calib"),
-            calib_fraction=kw.pop("calib_fraction"),
-            seed=kw["seed"],
-            limit=kw.pop("limit"),
-        )
-        cfg = kw.pop("cfg", None) or EvalConfig()
-        cfg.k, cfg.ranking, cfg.seed = kw.pop("k"), kw.pop("ranking"), kw.pop("seed")
-        target = _remote(kw.pop("remote"))
-        from .capture.backends import using
-
-        ray, backend = kw.pop("ray"), kw.pop("backend")
-        with using("ray" if ray else backend, ray, replicas=kw["devices"]):
-            summary = execute(stage, kw.pop("model"), plan, out, cfg, remote=target, **kw)
+        cfg.check()
+        _check_model_ready(cfg.model)
+        resolve_spec(cfg.model)  # an unknown model fails before anything is written
+        summary = execute(stage, cfg, out or _default_out(stage, cfg.model), remote=_remote(cfg.remote))
     except SteerAudioError as e:
         _fail(e)
         return
@@ -312,58 +285,32 @@ def _print_generate(gen: dict[str, Any]) -> None:
 
 @app.command()
 def discover(
-    model: Model = DEFAULT_MODEL,
-    data: Data = DEFAULT_DATA,
+    model: Model = _D.model,
+    data: Data = _D.data,
     audio_root: AudioRoot = None,
     calib: Calib = None,
     calib_fraction: CalibFraction = None,
-    seed: Seed = 0,
-    k: K = 20,
-    ranking: Ranking = "abs",
+    seed: Seed = _D.seed,
+    k: K = _D.k,
+    ranking: Ranking = _D.ranking,
     out: Out = None,
-    batch_size: Batch = 8,
-    negative: Negative = "silence",
+    batch_size: Batch = _D.batch_size,
+    negative: Negative = _D.negative,
     device: Device = None,
     dtype: Dtype = None,
     remote: Remote = None,
-    strict: Strict = False,
+    strict: Strict = _D.strict,
     limit: Limit = None,
     revision: Revision = None,
-    devices: Devices = 1,
-    backend: Backend = "processes",
+    devices: Devices = _D.devices,
+    backend: Backend = _D.backend,
     ray: RayAddress = None,
-    audio_encoder: AudioEncoder = "clip-length",
-    draws: Annotated[int, typer.Option(help="random-head draws for the AUC check")] = 100,
+    audio_encoder: AudioEncoder = _D.audio_encoder,
+    draws: Annotated[int, typer.Option(help="random-head draws for the AUC check")] = _D.draws,
 ) -> None:
     """Capture both passes, score every head, pick the specialists and validate the listening score."""
-    from .evaluate.run import EvalConfig
-
-    cfg = EvalConfig(methods=["baseline"], draws=draws)
-    _execute(
-        "discover",
-        model=model,
-        data=data,
-        audio_root=audio_root,
-        calib=calib,
-        calib_fraction=calib_fraction,
-        seed=seed,
-        k=k,
-        ranking=ranking,
-        out=out,
-        batch_size=batch_size,
-        negative=negative,
-        device=device,
-        dtype=dtype,
-        remote=remote,
-        strict=strict,
-        limit=limit,
-        revision=revision,
-        devices=devices,
-        backend=backend,
-        ray=ray,
-        audio_encoder=audio_encoder,
-        cfg=cfg,
-    )
+    cfg = RunConfig(**{k: v for k, v in locals().items() if k != "out"}, methods=["baseline"])
+    _execute("discover", cfg, out)
 
 
 def _method_help() -> str:
@@ -373,42 +320,29 @@ def _method_help() -> str:
     return cli_help()
 
 
-def _parse_alpha(alpha: str) -> float | None:
-    from .cli_checks import check_alphas
-
-    if alpha == "auto":
-        return None
-    try:
-        a = float(alpha)
-    except ValueError:
-        raise SteerAudioError(f"--alpha must be a number or 'auto', got {alpha!r}") from None
-    check_alphas("--alpha", [a])
-    return a
-
-
 @app.command()
 def evaluate(
-    model: Model = DEFAULT_MODEL,
-    data: Data = DEFAULT_DATA,
+    model: Model = _D.model,
+    data: Data = _D.data,
     audio_root: AudioRoot = None,
     calib: Calib = None,
     calib_fraction: CalibFraction = None,
-    seed: Seed = 0,
-    k: K = 20,
-    ranking: Ranking = "abs",
+    seed: Seed = _D.seed,
+    k: K = _D.k,
+    ranking: Ranking = _D.ranking,
     out: Out = None,
-    batch_size: Batch = 8,
-    negative: Negative = "silence",
+    batch_size: Batch = _D.batch_size,
+    negative: Negative = _D.negative,
     device: Device = None,
     dtype: Dtype = None,
     remote: Remote = None,
-    strict: Strict = False,
+    strict: Strict = _D.strict,
     limit: Limit = None,
     revision: Revision = None,
-    devices: Devices = 1,
-    backend: Backend = "processes",
+    devices: Devices = _D.devices,
+    backend: Backend = _D.backend,
     ray: RayAddress = None,
-    audio_encoder: AudioEncoder = "clip-length",
+    audio_encoder: AudioEncoder = _D.audio_encoder,
     method: Annotated[
         list[str] | None,
         typer.Option(
@@ -416,86 +350,55 @@ def evaluate(
             help=_method_help(),
         ),
     ] = None,
-    heads: Annotated[
-        str, typer.Option(help="specialist | random (the head set of head-guided)")
-    ] = "specialist",
+    heads: Annotated[str, typer.Option(help="specialist | random (the head set of head-guided)")] = _D.heads,
     alpha: Annotated[
         str, typer.Option(help="a value, or 'auto' = chosen on calibration over --grid")
     ] = "auto",
-    grid: Annotated[
-        str, typer.Option(help="comma-separated alpha grid for 'auto'")
-    ] = "0,0.5,1,2,3,4,5,6,7,8,10",
-    k_sweep: Annotated[str, typer.Option(help="comma-separated K values for Tables 3-4")] = "10,20,30",
-    seeds: Annotated[int, typer.Option(help="random-head seeds for the matched controls")] = 10,
+    grid: Annotated[str, typer.Option(help="comma-separated alpha grid for 'auto'")] = format_numbers(
+        _D.grid
+    ),
+    k_sweep: Annotated[str, typer.Option(help="comma-separated K values for Tables 3-4")] = format_numbers(
+        _D.k_sweep
+    ),
+    seeds: Annotated[int, typer.Option(help="random-head seeds for the matched controls")] = _D.seeds,
     from_run: Annotated[Path | None, typer.Option("--from", help="reuse this run's capture cache")] = None,
-    controls: Annotated[bool, typer.Option(help="direction controls beside head-guided")] = True,
+    controls: Annotated[bool, typer.Option(help="direction controls beside head-guided")] = _D.controls,
     permute_options: Annotated[
         int,
         typer.Option(
             "--permute-options", help="also score N-1 rotated option orders (position-bias control)"
         ),
-    ] = 1,
-    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = "logits",
-    max_new_tokens: Annotated[int, typer.Option(help="generate protocol: greedy new tokens at most")] = 32,
-    template: Annotated[str, typer.Option(help=TEMPLATE_HELP)] = "model",
+    ] = _D.permute_options,
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = _D.protocol,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="generate protocol: greedy new tokens at most")
+    ] = _D.max_new_tokens,
+    template: Annotated[str, typer.Option(help=TEMPLATE_HELP)] = _D.template,
 ) -> None:
     """Every method of Tables 1-4 and Figure 2, alpha chosen on calibration; report + predictions."""
-    from . import cli_checks as cc
-    from .evaluate.run import DEFAULT_GRID, DEFAULT_METHODS, EvalConfig
+    try:
+        cfg = evaluate_config(**{k: v for k, v in locals().items() if k != "out"})
+    except SteerAudioError as e:
+        _fail(e)
+        return
+    _execute("evaluate", cfg, out)
 
-    try:
-        g = cc.parse_numbers("--grid", grid) if grid else list(DEFAULT_GRID)
-        cc.check_alphas("--grid", g)
-        ks = [int(x) for x in cc.parse_numbers("--k-sweep", k_sweep, int)] if k_sweep else []
-        fixed_alpha = _parse_alpha(alpha)
-    except SteerAudioError as e:
-        _fail(e)
-        return
-    try:
-        gen = _generate_config(protocol, template, max_new_tokens, batch_size)
-    except SteerAudioError as e:
-        _fail(e)
-        return
-    methods = list(method) if method else list(DEFAULT_METHODS)
-    if "baseline" not in methods:
-        methods.insert(0, "baseline")
-    cfg = EvalConfig(
-        methods=methods,
-        heads=heads,
-        alpha=fixed_alpha,
+
+def evaluate_config(
+    *, method: list[str] | None, alpha: str, grid: str, k_sweep: str, **options: Any
+) -> RunConfig:
+    """`evaluate`'s options (the list options as the command line writes them) -> the run configuration."""
+    from . import cli_checks as cc
+
+    g = cc.parse_numbers("--grid", grid) if grid else list(_D.grid)
+    cc.check_alphas("--grid", g)
+    ks = [int(x) for x in cc.parse_numbers("--k-sweep", k_sweep, int)] if k_sweep else []
+    return RunConfig(
+        **options,
+        methods=list(method) if method else list(_D.methods),
+        alpha=parse_alpha(alpha),
         grid=g,
         k_sweep=ks,
-        seeds=seeds,
-        controls=controls,
-        batch_size=batch_size,
-    )
-    _execute(
-        "evaluate",
-        model=model,
-        data=data,
-        audio_root=audio_root,
-        calib=calib,
-        calib_fraction=calib_fraction,
-        seed=seed,
-        k=k,
-        ranking=ranking,
-        out=out,
-        batch_size=batch_size,
-        negative=negative,
-        device=device,
-        dtype=dtype,
-        remote=remote,
-        strict=strict,
-        limit=limit,
-        revision=revision,
-        devices=devices,
-        backend=backend,
-        ray=ray,
-        audio_encoder=audio_encoder,
-        cfg=cfg,
-        from_run=from_run,
-        permute_options=permute_options,
-        generate=gen,
     )
 
 
@@ -506,18 +409,6 @@ PROTOCOL_HELP = (
 TEMPLATE_HELP = "generate protocol's prompt: model (the run's own) | r1-aqa | mmau-choices"
 
 
-def _generate_config(protocol: str, template: str, max_new_tokens: int, batch_size: int) -> Any:
-    from .evaluate.generate_protocol import PROTOCOLS, GenerateConfig
-
-    if protocol not in PROTOCOLS:
-        raise SteerAudioError(f"unknown --protocol {protocol!r}: use {' | '.join(PROTOCOLS)}")
-    if protocol == "logits":
-        return None
-    gen = GenerateConfig(template=template, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    gen.validate()
-    return gen
-
-
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="a recipes/*.toml file")],
@@ -526,19 +417,21 @@ def run(
     limit: Limit = None,
 ) -> None:
     """Run a whole recipe (one published table or figure)."""
+    from dataclasses import replace
+
     from .recipes import load_recipe
 
     try:
         r = load_recipe(recipe)
+        cfg = r.run_config()
     except SteerAudioError as e:
         _fail(e)
         return
-    kw = r.cli_kwargs(out or _default_out(r.name, r.model))
     if audio_root is not None:
-        kw["audio_root"] = audio_root
+        cfg = replace(cfg, audio_root=audio_root)
     if limit is not None:
-        kw["limit"] = limit
-    evaluate(**kw)
+        cfg = replace(cfg, limit=limit)
+    _execute("evaluate", cfg, out or _default_out(r.name, r.model))
 
 
 @app.command()

@@ -4,20 +4,21 @@ evaluate -> report. Each stage is a function in its own sub-package; this module
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .capture.cache import CaptureCache, CaptureData
 from .capture.run import cache_key, run_capture
+from .config import RunConfig
 from .data import mmau
 from .data.audio import NEGATIVES
 from .data.prompts import LETTERS
 from .discover.run import Discovery, run_discovery
 from .errors import SteerAudioError
 from .evaluate.mmau_score import official_accuracy
-from .evaluate.run import EvalConfig, Evaluator
+from .evaluate.run import Evaluator
 from .io import (
     HEADS,
     META,
@@ -45,19 +46,7 @@ def data_path(name: str) -> Path:
     return Path(name)
 
 
-@dataclass
-class Plan:
-    data: str
-    audio_root: Path | None
-    calib: str | None = None
-    calib_fraction: float | None = None
-    calib_split: str | None = None
-    eval_split: str | None = None
-    seed: int = 0
-    limit: int | None = None
-
-
-def splits(plan: Plan) -> tuple[mmau.Dataset, list[mmau.Example], list[mmau.Example], dict[str, Any]]:
+def splits(plan: RunConfig) -> tuple[mmau.Dataset, list[mmau.Example], list[mmau.Example], dict[str, Any]]:
     if plan.data in DATA_ALIASES and plan.audio_root is None:
         raise SteerAudioError(
             f"--data {plan.data} is bundled without audio: pass --audio-root DIR, the folder that holds "
@@ -106,7 +95,7 @@ def splits(plan: Plan) -> tuple[mmau.Dataset, list[mmau.Example], list[mmau.Exam
     return ds, calib, evals, how
 
 
-def _check_some_audio(exs: list[mmau.Example], ds: mmau.Dataset, plan: Plan) -> None:
+def _check_some_audio(exs: list[mmau.Example], ds: mmau.Dataset, plan: RunConfig) -> None:
     """All clips absent means a wrong --audio-root, not N missing clips: say so before any capture."""
     if any(e.audio_array is not None or (e.audio_path is not None and e.audio_path.exists()) for e in exs):
         return
@@ -135,41 +124,34 @@ def check_from(run: Path, key: dict[str, Any]) -> Path:
     return run / "capture"
 
 
-def execute(
-    stage: str,
-    model: str,
-    plan: Plan,
-    out: Path,
-    cfg: EvalConfig,
-    negative: str = "silence",
-    device: str | None = None,
-    dtype: str | None = None,
-    remote: bool | str = False,
-    batch_size: int = 8,
-    strict: bool = False,
-    from_run: Path | None = None,
-    revision: str | None = None,
-    devices: int = 1,
-    permute_options: int = 1,
-    generate: Any = None,
-    audio_encoder: str = "clip-length",
-) -> dict[str, Any]:
-    """`generate`: a GenerateConfig (evaluate/generate_protocol.py) also runs the generate protocol."""
-    if negative not in NEGATIVES:
-        raise SteerAudioError(f"unknown negative {negative!r}: use one of {', '.join(NEGATIVES)}")
-    ds, calib, evals, split_info = splits(plan)
+def execute(stage: str, cfg: RunConfig, out: Path, remote: bool | str = False) -> dict[str, Any]:
+    """One `discover` or `evaluate` run of `cfg` into the run directory `out`; returns summary.json's dict.
+
+    `remote`: nnsight's `remote=` value for `cfg.remote` (the CLI resolves the server and waits for it)."""
+    from .capture.backends import using
+    from .data.named import resolve
+
+    cfg = replace(cfg, data=resolve(cfg.data, out))
+    with using("ray" if cfg.ray else cfg.backend, cfg.ray, replicas=cfg.devices):
+        return _execute(stage, cfg, out, remote)
+
+
+def _execute(stage: str, cfg: RunConfig, out: Path, remote: bool | str) -> dict[str, Any]:
+    if cfg.negative not in NEGATIVES:
+        raise SteerAudioError(f"unknown negative {cfg.negative!r}: use one of {', '.join(NEGATIVES)}")
+    ds, calib, evals, split_info = splits(cfg)
     # with several devices the workers hold the replicas: this process needs only the weightless skeleton
     m = loaded.load(
-        model,
-        device=device,
-        dtype=dtype,
-        remote=remote or devices > 1,
-        revision=revision,
-        audio_encoder=audio_encoder,
+        cfg.model,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        remote=remote or cfg.devices > 1,
+        revision=cfg.revision,
+        audio_encoder=cfg.audio_encoder,
     )
     cfg.validate(m.geom.n_total_heads)  # K, methods, grid: before any capture (the Evaluator checks again)
-    key = cache_key(m, ds.sha256, negative, plan.seed)
-    cap_dir = check_from(from_run, key) if from_run else out / "capture"
+    key = cache_key(m, ds.sha256, cfg.negative, cfg.seed)
+    cap_dir = check_from(cfg.from_run, key) if cfg.from_run else out / "capture"
     # a rerun with other settings is refused here, before splits.json / meta.json are rewritten
     CaptureCache(cap_dir).check(key)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,31 +165,35 @@ def execute(
             "audio_root": ds.audio_root,
             "n_items": len(ds.examples),
         },
-        negative=negative,
-        seeds={"split": plan.seed, "eval": cfg.seed},
+        negative=cfg.negative,
+        seeds={"split": cfg.seed, "eval": cfg.seed},
         capture_dir=str(cap_dir),
         label_tokens=_label_tokens(m),
     )
     write_json(out / META, meta)
-    rotations = [[mmau.rotate(e, r) for e in evals] for r in range(1, max(1, permute_options))]
+    rotations = [[mmau.rotate(e, r) for e in evals] for r in range(1, max(1, cfg.permute_options))]
     to_capture = calib + evals + [e for rot in rotations for e in rot]
-    if devices > 1:
+    if cfg.devices > 1:
         from .capture.parallel import run_capture_parallel
 
-        devs = [f"cuda:{i}" for i in range(devices)] if m.device.startswith("cuda") else ["cpu"] * devices
+        devs = (
+            [f"cuda:{i}" for i in range(cfg.devices)]
+            if m.device.startswith("cuda")
+            else ["cpu"] * cfg.devices
+        )
         load_kw = {
-            "name": model,
-            "dtype": dtype,
+            "name": cfg.model,
+            "dtype": cfg.dtype,
             "remote": remote,
-            "revision": revision,
-            "audio_encoder": audio_encoder,
+            "revision": cfg.revision,
+            "audio_encoder": cfg.audio_encoder,
         }
         cap_kw = {
-            "batch_size": batch_size,
-            "negative_kind": negative,
-            "strict": strict,
+            "batch_size": cfg.batch_size,
+            "negative_kind": cfg.negative,
+            "strict": cfg.strict,
             "data_sha": ds.sha256,
-            "seed": plan.seed,
+            "seed": cfg.seed,
         }
         from .capture.run import all_candidate_ids
 
@@ -215,10 +201,16 @@ def execute(
         cache = run_capture_parallel(load_kw, devs, to_capture, cap_dir, key, ro, **cap_kw)
         if not remote:  # the methods that run forward passes (head-level) need one replica here
             m = loaded.load(
-                model, device=m.device, dtype=dtype, revision=revision, audio_encoder=audio_encoder
+                cfg.model,
+                device=m.device,
+                dtype=cfg.dtype,
+                revision=cfg.revision,
+                audio_encoder=cfg.audio_encoder,
             )
     else:
-        cache = run_capture(m, to_capture, cap_dir, batch_size, negative, strict, ds.sha256, plan.seed)
+        cache = run_capture(
+            m, to_capture, cap_dir, cfg.batch_size, cfg.negative, cfg.strict, ds.sha256, cfg.seed
+        )
     if stage == "discover":  # discovery has its own runner (discover/run.py), not the Evaluator
         found = run_discovery(cache, calib, evals, cfg.k, cfg.ranking, cfg.normalise, cfg.draws, cfg.seed)
         disc, sets = found.discovery, found.sets
@@ -233,7 +225,7 @@ def execute(
     summary: dict[str, Any] = {
         "model": m.describe(),
         "data": meta["data"],
-        "negative": negative,
+        "negative": cfg.negative,
         "label_tokens": meta["label_tokens"],
         "splits": {
             "how": split_info["how"],
@@ -242,7 +234,7 @@ def execute(
             "n_eval_missing": len(sets.ev_missing),
             "n_calib_missing": len(sets.cal_missing),  # real-audio items only (protocol.py)
         },
-        "config": {**cfg.__dict__, "alphas": cfg.alphas},
+        "config": {**cfg.eval_fields(), "alphas": cfg.alphas},
         "discovery": disc.summary,
         "run_dir": str(out),
     }
@@ -250,11 +242,12 @@ def execute(
         summary["table"] = ev.table()
         summary["k_sweep"] = ev.extra.get("k_sweep")
         summary["official_scorer"] = _write_predictions(out, ev, ds)
+        generate = cfg.generate_config()
         if generate is not None:
             from .evaluate import generate_protocol
 
             summary["generate"] = generate_protocol.evaluate(
-                out, m, ev, ds, generate, negative, plan.seed, batch_size, strict
+                out, m, ev, ds, generate, cfg.negative, cfg.seed, cfg.batch_size, cfg.strict
             )
         _write_report(out, summary, ev, disc)
     write_json(out / SUMMARY, summary)

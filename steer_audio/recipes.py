@@ -8,82 +8,67 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .config import RunConfig, parse_alpha
 from .errors import SteerAudioError
-from .evaluate.run import DEFAULT_GRID, EvalConfig
 
-#: the evaluation defaults, written once (evaluate/run.py's EvalConfig); a recipe overrides what it names
-_E = EvalConfig()
+#: the run defaults, written once (config.py's RunConfig); a recipe overrides what it names
+_R = RunConfig()
+#: recipe fields that are not run settings (they describe the result)
+_ABOUT = {"name", "reproduces", "pairs_with"}
 
 
 class Recipe(BaseModel):
+    """A recipe file's schema: the settings of `RunConfig` a result needs (`run_config()` builds it)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str
     reproduces: str
     pairs_with: str = ""
-    model: str = "tiny"
-    data: str = "demo"
+    model: str = _R.model
+    data: str = _R.data
     audio_root: str | None = None
-    calib: str | None = None
-    calib_fraction: float | None = None
-    seed: int = _E.seed
-    k: int = _E.k
-    k_sweep: list[int] = Field(default_factory=lambda: list(_E.k_sweep))
-    seeds: int = _E.seeds
+    calib: str | None = _R.calib
+    calib_fraction: float | None = _R.calib_fraction
+    seed: int = _R.seed
+    k: int = _R.k
+    k_sweep: list[int] = Field(default_factory=lambda: list(_R.k_sweep))
+    seeds: int = _R.seeds
+    #: None (or empty): the registry's default methods
     method: list[str] | None = None
-    heads: str = _E.heads
+    heads: str = _R.heads
+    #: a number, or "auto" (chosen on calibration over `grid`)
     alpha: str = "auto"
-    grid: list[float] = Field(default_factory=lambda: list(DEFAULT_GRID))
-    negative: str = "silence"
-    batch_size: int = _E.batch_size
-    limit: int | None = None
-    device: str | None = None
-    dtype: str | None = None
-    devices: int = 1
-    permute_options: int = 1
+    grid: list[float] = Field(default_factory=lambda: list(_R.grid))
+    negative: str = _R.negative
+    batch_size: int = _R.batch_size
+    limit: int | None = _R.limit
+    device: str | None = _R.device
+    dtype: str | None = _R.dtype
+    devices: int = _R.devices
+    permute_options: int = _R.permute_options
     #: logits (the paper's protocol) | generate (also free-form answers scored by MMAU's string match)
-    protocol: str = "logits"
+    protocol: str = _R.protocol
     #: the generate protocol's prompt: "model" (the run's own) or a data/prompts.py GENERATION_TEMPLATES name
-    template: str = "model"
-    max_new_tokens: int = 32
+    template: str = _R.template
+    max_new_tokens: int = _R.max_new_tokens
     #: how audio reaches the decoder locally: clip-length (models/audio_embed.py) | full-window (the model's own
-    #: forward, what a remote server runs)
+    #: forward, what a remote server runs); the default is RunConfig's (a test holds them equal)
     audio_encoder: Literal["clip-length", "full-window"] = "clip-length"
 
-    def cli_kwargs(self, out: Path) -> dict[str, Any]:
-        return dict(
-            model=self.model,
-            data=self.data,
+    def run_config(self) -> RunConfig:
+        """The run this recipe describes (raises SteerAudioError for an alpha that is not a number or auto)."""
+        kw = self.model_dump(exclude=_ABOUT | {"method", "alpha", "audio_root"})
+        return RunConfig(
+            **kw,
+            methods=list(self.method) if self.method else list(_R.methods),
+            alpha=parse_alpha(self.alpha),
             audio_root=Path(self.audio_root) if self.audio_root else None,
-            calib=self.calib,
-            calib_fraction=self.calib_fraction,
-            seed=self.seed,
-            k=self.k,
-            ranking="abs",
-            out=out,
-            batch_size=self.batch_size,
-            negative=self.negative,
-            device=self.device,
-            dtype=self.dtype,
-            remote=None,
-            strict=False,
-            limit=self.limit,
-            revision=None,
-            method=self.method,
-            heads=self.heads,
-            alpha=self.alpha,
-            grid=",".join(str(g) for g in self.grid),
-            k_sweep=",".join(str(k) for k in self.k_sweep),
-            seeds=self.seeds,
-            from_run=None,
-            controls=True,
-            devices=self.devices,
-            permute_options=self.permute_options,
-            protocol=self.protocol,
-            template=self.template,
-            max_new_tokens=self.max_new_tokens,
-            audio_encoder=self.audio_encoder,
         )
+
+    def cli_kwargs(self, out: Path) -> dict[str, Any]:
+        """The equivalent `steer-audio evaluate` keyword arguments (cli.evaluate's parameters)."""
+        return self.run_config().cli_kwargs(out)
 
 
 def load_recipe(path: Path) -> Recipe:

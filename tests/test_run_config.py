@@ -1,13 +1,21 @@
-"""Until the CLI, recipes and the Evaluator share one run configuration, their defaults must agree: a recipe
-that leaves a setting out runs as `steer-audio evaluate` run without the option does."""
+"""One run configuration (steer_audio/config.py's RunConfig): the CLI and recipes build it, the pipeline consumes
+it. Their defaults agree (a recipe that leaves a setting out runs as `steer-audio evaluate` run without the
+option does), and a recipe and the `evaluate` flags that say the same thing build equal configurations."""
 
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
 
 from steer_audio import cli
+from steer_audio.config import RunConfig
 from steer_audio.evaluate.run import DEFAULT_GRID, EvalConfig
-from steer_audio.recipes import Recipe
+from steer_audio.recipes import Recipe, load_recipe
+
+RECIPES = sorted(Path(__file__).resolve().parents[1].glob("recipes/**/*.toml"))
 
 
 def _cli_default(command, name):
@@ -40,3 +48,79 @@ def test_recipe_lists_are_not_shared_between_instances():
     a, b = Recipe(name="a", reproduces="y"), Recipe(name="b", reproduces="y")
     a.grid.append(99.0)
     assert b.grid == DEFAULT_GRID and 99.0 not in DEFAULT_GRID
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """Runs the CLI with the pipeline replaced: returns the (stage, RunConfig, out) each command built."""
+    seen: list[tuple[str, RunConfig, Path | None]] = []
+    monkeypatch.setattr(cli, "_execute", lambda stage, cfg, out: seen.append((stage, cfg, out)))
+
+    def invoke(*args: str) -> tuple[str, RunConfig, Path | None]:
+        r = CliRunner().invoke(cli.app, list(args))
+        assert r.exit_code == 0, r.output
+        return seen.pop()
+
+    return invoke
+
+
+def test_a_recipe_and_the_same_flags_build_equal_configurations(built, tmp_path):
+    """recipes/mini/table1.toml and recipes/qwen2-audio/table1-generate.toml, and their settings written as
+    `evaluate` flags by hand."""
+    root = Path(__file__).resolve().parents[1] / "recipes"
+    mini = [
+        "--model", "mini", "--data", "data/listen-bench/listen-bench.json", "--k", "8", "--k-sweep",
+        "4,8,12", "--seeds", "10", "--grid", "0,0.5,1,2,4,8,16", "--batch-size", "8",
+    ]  # fmt: skip
+    qwen = [
+        "--model", "qwen2-audio", "--data", "mmau-v1", "--audio-root", "data/mmau/test-mini-audios",
+        "--calib-fraction", "0.2", "--seed", "0", "--k", "20", "--k-sweep", "20", "--seeds", "10",
+        "--method", "baseline", "--method", "head-level", "--method", "single-layer", "--method",
+        "head-guided", "--method", "random-layer", "--grid", "0,0.5,1,2,3,4,5,6,7,8,10", "--batch-size",
+        "16", "--template", "mmau-choices", "--max-new-tokens", "256", "--protocol", "generate",
+    ]  # fmt: skip
+    for recipe, flags in (
+        (root / "mini/table1.toml", mini),
+        (root / "qwen2-audio/table1-generate.toml", qwen),
+    ):
+        out = tmp_path / recipe.stem
+        stage_r, from_recipe, out_r = built("run", str(recipe), "--out", str(out))
+        stage_f, from_flags, out_f = built("evaluate", *flags, "--out", str(out))
+        assert stage_r == stage_f == "evaluate" and out_r == out_f == out
+        assert from_recipe == from_flags == load_recipe(recipe).run_config()
+    assert from_flags.protocol == "generate" and from_flags.generate_config().max_new_tokens == 256
+    assert from_flags.methods[:2] == ["baseline", "head-level"] and from_flags.audio_root == Path(
+        "data/mmau/test-mini-audios"
+    )
+
+
+def test_run_overrides_and_defaults(built, tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text('name = "x"\nreproduces = "y"\n')
+    _, bare, _ = built("run", str(p))
+    _, plain, _ = built("evaluate")
+    assert bare == plain == RunConfig() == Recipe(name="x", reproduces="y").run_config()
+    assert bare.methods[0] == "baseline" and bare.alpha is None
+    _, over, _ = built("run", str(p), "--audio-root", str(tmp_path), "--limit", "3")
+    assert (over.audio_root, over.limit) == (tmp_path, 3)
+    assert RunConfig(audio_root=tmp_path, limit=3) == over
+    _, disc, _ = built("discover", "--draws", "7", "--k", "5")
+    assert (disc.methods, disc.draws, disc.k) == (["baseline"], 7, 5)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_recipe_round_trips_through_the_evaluate_options(path):
+    """The recipe's configuration, written as `evaluate`'s options and parsed back, is the same configuration."""
+    cfg = load_recipe(path).run_config()
+    kw = cfg.cli_kwargs(Path("out"))
+    assert set(kw) == set(inspect.signature(cli.evaluate).parameters)
+    kw.pop("out")
+    assert cli.evaluate_config(**kw) == cfg
+
+
+def test_a_bad_recipe_alpha_is_one_clear_error(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text('name = "x"\nreproduces = "y"\nalpha = "lots"\n')
+    r = CliRunner().invoke(cli.app, ["run", str(p)])
+    assert r.exit_code == 1 and "--alpha must be a number or 'auto'" in r.output
+    assert "Traceback" not in r.output

@@ -10,13 +10,12 @@ McNemar vs the baseline and vs the matched random-head control, n everywhere).""
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..capture.cache import CaptureCache, CaptureData
+from ..config import DEFAULT_GRID, DEFAULT_METHODS, METHODS, EvalConfig
 from ..data.mmau import Example
 from ..discover.heads import correctness, random_heads
 from ..discover.run import Discovery, discover
@@ -29,10 +28,6 @@ from .table import CONTROL, results_table
 
 log = logging.getLogger(__name__)
 
-#: every registered method, in registry order; DEFAULT_METHODS: those run when --method is not given
-METHODS = registry.names()
-DEFAULT_METHODS = registry.defaults()
-DEFAULT_GRID = [0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0]
 
 __all__ = [
     "CONTROL",
@@ -45,41 +40,6 @@ __all__ = [
     "MethodResult",
     "pick",
 ]
-
-
-@dataclass
-class EvalConfig:
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    heads: str = "specialist"
-    alpha: float | None = None  # None = auto (chosen on calibration over `grid`)
-    grid: list[float] = field(default_factory=lambda: list(DEFAULT_GRID))
-    k: int = 20
-    k_sweep: list[int] = field(default_factory=lambda: [10, 20, 30])
-    seeds: int = 10
-    ranking: str = "abs"
-    normalise: bool = True
-    draws: int = 100
-    seed: int = 0
-    controls: bool = True
-    batch_size: int = 8
-    reuse_prefix: bool = True
-
-    def validate(self, n_heads: int) -> None:
-        bad = [x for x in self.methods if x not in METHODS]
-        if bad:
-            raise SteerAudioError(f"unknown method(s) {bad}: use {', '.join(METHODS)}")
-        if self.heads not in ("specialist", "random"):
-            raise SteerAudioError(f"--heads must be specialist or random, got {self.heads!r}")
-        grid = [self.alpha] if self.alpha is not None else self.grid
-        if not grid or not all(math.isfinite(a) for a in grid):
-            raise SteerAudioError(f"the alpha grid must be non-empty and finite, got {grid}")
-        for k in {self.k, *self.k_sweep}:
-            if not 1 <= k <= n_heads:
-                raise SteerAudioError(f"K={k} is outside 1..{n_heads} (the model has {n_heads} heads)")
-
-    @property
-    def alphas(self) -> list[float]:
-        return [float(self.alpha)] if self.alpha is not None else [float(a) for a in self.grid]
 
 
 class Evaluator:
