@@ -89,6 +89,21 @@ def bench(
             "(split 'heldout'; default folder ~/.cache/steer_audio/heldout)",
         ),
     ] = False,
+    broad: Annotated[
+        bool,
+        typer.Option(
+            "--broad",
+            help="generate listen-broad instead: extra TRAINING rows (many words, voices, instruments, "
+            "sounds; nothing of listen-heldout) for `train-mini --extra-train`; default folder "
+            "~/.cache/steer_audio/broad; tokens checked with qmini's tokenizer (--cache-dir: qmini's cache)",
+        ),
+    ] = False,
+    n_broad: Annotated[
+        int | None,
+        typer.Option(
+            "--n-broad", min=1, help="--broad: base items per template (default: each template's own)"
+        ),
+    ] = None,
 ) -> None:
     """Generate listen-bench (MMAU-format JSON + wavs, byte-deterministic) into --out."""
     from rich.console import Console
@@ -97,13 +112,26 @@ def bench(
     from steer_audio.bench import listen_bench as lb
 
     _stderr_logging()
+    from steer_audio.bench import broad as br
     from steer_audio.bench import heldout as ho
 
-    target = out if out is not None else (ho.default_dir() if heldout else lb.default_bench_dir())
+    if heldout and broad:
+        raise typer.BadParameter("--heldout and --broad are different sets; pass one", param_hint="--broad")
+    default = ho.default_dir() if heldout else (br.default_dir() if broad else lb.default_bench_dir())
+    target = out if out is not None else default
     if target.exists() and not target.is_dir():
         raise typer.BadParameter(f"{target} exists and is not a folder", param_hint="--out")
     tok = None
-    if check_tokens:
+    if check_tokens and broad:  # the rows train qmini (first-token scoring under Qwen's BPE)
+        from steer_audio.models.qmini.assemble import QminiSetupError
+        from steer_audio.models.qmini.assemble import load_tokenizer as load_qmini_tokenizer
+
+        try:
+            tok = load_qmini_tokenizer(cache_dir)
+        except QminiSetupError as e:
+            typer.echo(f"error: {e} (or pass --no-check-tokens)", err=True)
+            raise typer.Exit(1) from e
+    elif check_tokens:
         from steer_audio.models.mini.assemble import MiniSetupError, load_tokenizer
 
         try:
@@ -121,7 +149,14 @@ def bench(
     ) as prog:
         task = prog.add_task("gen", total=None)
         try:
-            if heldout:
+            if broad:
+                man = br.generate(
+                    target,
+                    br.BroadConfig(seed=seed, n_per_template=n_broad),
+                    tokenizer=tok,
+                    progress=lambda k, n: prog.update(task, completed=k, total=n),
+                )
+            elif heldout:
                 man = ho.generate(
                     target,
                     tokenizer=tok,
@@ -175,6 +210,22 @@ def train_mini(
     cache_dir: CacheOpt = None,
     model: ModelOpt = "mini",
     scoring: ScoringOpt = "",
+    extra_train: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--extra-train",
+            help="a bench folder whose train rows are mixed in (e.g. `steer-audio bench --broad`); repeatable",
+        ),
+    ] = None,
+    extra_share: Annotated[
+        float,
+        typer.Option(
+            "--extra-share",
+            min=0.0,
+            max=1.0,
+            help="share of training rows drawn from the --extra-train folders",
+        ),
+    ] = 0.5,
 ) -> None:
     """Train an embedded model's projector on listen-bench (seeded, resumable, CPU-friendly)."""
     from steer_audio.bench import listen_bench as lb
@@ -193,6 +244,12 @@ def train_mini(
         )
     if loss not in ("choices", "vocab"):
         raise typer.BadParameter("must be choices or vocab", param_hint="--loss")
+    for d in extra_train or []:
+        if not (d / lb.DATA_JSON).is_file():
+            raise typer.BadParameter(
+                f"no {lb.DATA_JSON} in {d}; run `steer-audio bench --broad --out {d}` first",
+                param_hint="--extra-train",
+            )
     cfg = TrainConfig(
         p=p,
         no_hint=no_hint,
@@ -209,9 +266,10 @@ def train_mini(
         device=device,
         model=model,
         scoring=scoring,
+        extra_share=extra_share,
     )
     try:
-        recipe = train(data_dir, out, cfg, resume=resume, cache_dir=cache_dir)
+        recipe = train(data_dir, out, cfg, resume=resume, cache_dir=cache_dir, extra_train=extra_train or [])
     except (TrainError, MiniSetupError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e
