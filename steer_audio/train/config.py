@@ -30,3 +30,4 @@ class TrainConfig:
     device: str = "cpu"  # where the model runs ("cpu", "cuda", "cuda:1"); fp32 on every device
     model: str = "mini"  # the embedded model (steer_audio/train/embedded.py)
     scoring: str = ""  # "letters" or "first-token"; "" = the model's own protocol
+    extra_share: float = 0.5  # share of rows drawn from the --extra-train folders (only when some are given)

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from .device import fp32_precision, hardware, model_device, resolve_device
 from .embedded import EmbeddedModel, embedded
 from .encoder_cache import audio_key, build_encoder_cache, load_wave
 from .harness import predict, summarize
-from .sampler import index_twins, sample_batch
+from .sampler import index_twins, load_extra_rows, sample_batch
 from .splice import PromptCache, candidate_logits, last_logits, model_last_logits
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,11 @@ def train(
     resume: bool = False,
     cache_dir: Path | None = None,
     console: Any = None,
+    extra_train: Sequence[Path] = (),
 ) -> dict:
-    """Train the projector; write ``projector.safetensors`` and ``recipe.json`` into ``out``."""
+    """Train the projector; write ``projector.safetensors`` and ``recipe.json`` into ``out``.
+
+    ``extra_train``: more bench folders whose ``train`` rows are mixed in (``cfg.extra_share``)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from safetensors.torch import load_file
@@ -118,6 +122,9 @@ def train(
     rows = lb.load_items(data_dir)
     train_rows = [r for r in rows if r["split"] == "train"]
     twins = [t for _, t in sorted(index_twins(train_rows).items())]
+    extra_rows = load_extra_rows(extra_train)
+    extra = [t for _, t in sorted(index_twins(extra_rows).items())]
+    extra_sha = [lb.dataset_sha256(Path(d)) for d in extra_train]
     calib = [r for r in rows if r["split"] == "calib" and r["condition"] in ("neutral", "misleading")]
     calib_ids = sorted({r["twin_of"] for r in calib})[: cfg.eval_items]
     calib = [r for r in calib if r["twin_of"] in set(calib_ids)]
@@ -141,9 +148,12 @@ def train(
         "config": asdict(cfg),
         "history": [],
         "data_sha256": lb.dataset_sha256(data_dir),
+        **({"extra_data_sha256": extra_sha} if extra_sha else {}),
     }
     if resume and state_path.is_file():
         state = _resume_state(json.loads(state_path.read_text()), cfg, state["data_sha256"])
+        if state.get("extra_data_sha256", []) != extra_sha:
+            raise TrainError("--resume with different --extra-train data than the saved run")
         ck = load_file(str(out / CHECKPOINT))
         with torch.no_grad():
             for k, p in params.items():
@@ -172,7 +182,7 @@ def train(
             model,
             processor,
             data_dir,
-            train_rows + calib,
+            train_rows + extra_rows + calib,
             out / ENCODER_CACHE,
             progress=lambda k, n: prog.update(enc_task, completed=k, total=n),
         )
@@ -183,9 +193,8 @@ def train(
         model.train(False)
         while state["step"] < cfg.steps:
             step = state["step"]
-            loss = _step(
-                model, prompts, feats, data_dir, sample_batch(twins, cfg, step), cfg, dev, opt, params, step
-            )
+            batch = sample_batch(twins, cfg, step, extra)
+            loss = _step(model, prompts, feats, data_dir, batch, cfg, dev, opt, params, step)
             state["step"] = step + 1
             state.setdefault("losses", []).append(round(loss, 4))
             prog.update(task, completed=state["step"], info=f"loss {loss:.3f}")
@@ -204,6 +213,15 @@ def train(
                 _save_checkpoint(out, model, opt, state)
     final = {k: v.detach().cpu().clone().contiguous() for k, v in params.items()}
     recipe = _recipe(spec, cfg, state, final, len(twins), t_enc, time.time() - t0, dev, prompt)
+    if extra_train:
+        recipe["extra_train"] = [
+            {
+                "folder": Path(d).name,
+                "json_sha256": h,
+                "train_base_items": len(index_twins(load_extra_rows([d]))),
+            }
+            for d, h in zip(extra_train, extra_sha, strict=True)
+        ]
     save_tensors(out / spec.projector_file, final, metadata={"recipe": spec.recipe_file, "model": spec.name})
     write_text(out / spec.recipe_file, json.dumps(recipe, indent=1) + "\n")
     recipe["projector_sha256"] = sha256_file(out / spec.projector_file)
