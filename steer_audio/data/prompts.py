@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ LETTERS = "ABCDEFGHIJ"
 
 TEMPLATES: dict[str, str] = {
     "letters": "{question}\nOptions:\n{options}\nAnswer with the option's letter from the given options directly.",
-    # the embedded model was trained with exactly this text (steer_audio.bench.listen_bench.PROMPT_TEMPLATE)
+    # the embedded model was trained with exactly this text (listen-bench's prompt, bench/listen_bench.py)
     "first-token": "{question}\nChoices: {options}.\nAnswer with one of the choices.",
 }
 
@@ -58,14 +59,19 @@ def prompt_spec(scoring: str) -> PromptSpec:
 
 
 def user_text(ex: Example, ps: PromptSpec) -> str:
+    return format_prompt(ps, ex.question, ex.choices, ex.id)
+
+
+def format_prompt(ps: PromptSpec, question: str, choices: Sequence[str], item_id: str = "?") -> str:
+    """The user text of one question under `ps` (the audio goes before it in the chat template)."""
     if ps.scoring == "letters":
-        if len(ex.choices) > len(LETTERS):
-            raise SteerAudioError(f"item {ex.id}: {len(ex.choices)} options exceed the {len(LETTERS)} labels")
-        opts = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(ex.choices))
+        if len(choices) > len(LETTERS):
+            raise SteerAudioError(f"item {item_id}: {len(choices)} options exceed the {len(LETTERS)} labels")
+        opts = "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices))
     else:
-        opts = ", ".join(ex.choices)
+        opts = ", ".join(choices)
     # {choices}: the option list as Python writes it, the form R1-AQA's MMAU test prompt uses
-    return ps.template.format(question=ex.question, options=opts, choices=repr(list(ex.choices)))
+    return ps.template.format(question=question, options=opts, choices=repr(list(choices)))
 
 
 def conversation(ex: Example, ps: PromptSpec, audio: bool = True) -> list[dict[str, Any]]:
