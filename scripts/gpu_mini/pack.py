@@ -16,7 +16,11 @@ bench wav as FLAC (lossless for 16-bit PCM; `unpack.py` rewrites the wavs and ch
 bench manifest's sha256), so the GPU side needs no zstandard. On a machine with network, none of this is
 needed: `steer-audio mini-setup` and `steer-audio bench` build the same folders there.
 
+``--benches-only`` (qmini) packs the ``--extra-bench`` folders alone (no model, no listen-bench), for a
+device that already holds an unpacked pack: e.g. listen-broad's training rows, ``train-mini --extra-train``.
+
 Usage: python scripts/gpu_mini/pack.py [--model qmini] [--chunk-mib 60] [--extra-bench DIR ...] [--limit-bench N]
+       python scripts/gpu_mini/pack.py --model qmini --benches-only --extra-bench DIR --out .devpack-broad
 """
 
 from __future__ import annotations
@@ -126,6 +130,17 @@ def _split(stream_src: Path, out: Path, chunk_mib: int) -> None:
 def pack_qmini(a: argparse.Namespace, stage: Path) -> dict:
     from steer_audio.models.qmini import assemble as qa
 
+    if a.benches_only:
+        benches = {p.name: p for p in a.extra_bench}
+        for name, src in benches.items():
+            _bench_as_flac(src, stage / name, a.limit_bench)
+        _split(stage, a.out, a.chunk_mib)
+        return {
+            "model": "qmini",
+            "format": "tar",
+            "benches_only": True,
+            "benches": {n: sha256_file(stage / n / lb.DATA_JSON) for n in benches},
+        }
     cache = a.cache or qa.default_cache_dir()
     man = _copy_cache(cache, stage / "qmini", {qa.QWEN_WEIGHTS}, "qwen2")
     qa.assemble_gguf(stage / "qwen.gguf")
@@ -179,9 +194,14 @@ def main() -> None:
     ap.add_argument(
         "--limit-bench", type=int, default=None, help="qmini: first N base items per template+split"
     )
+    ap.add_argument(
+        "--benches-only", action="store_true", help="qmini: pack only the --extra-bench folders (no model)"
+    )
     ap.add_argument("--out", type=Path, default=Path(".devpack"))
     ap.add_argument("--chunk-mib", type=int, default=60)
     a = ap.parse_args()
+    if a.benches_only and (a.model != "qmini" or not a.extra_bench):
+        raise SystemExit("--benches-only needs --model qmini and at least one --extra-bench folder")
     if a.out.exists():
         shutil.rmtree(a.out)
     a.out.mkdir(parents=True)

@@ -4,7 +4,9 @@ Reads ``<stash>/part-NN`` and ``<stash>/index.json``, checks every chunk's sha25
 dequantises the LM's GGUF with the code `mini-setup` uses, and checks the fp32 weights against the sha256
 of the packing machine's cache (so both machines run the same LM, bit for bit). For qmini, each bench's
 FLAC files are written back as the original 16-bit wavs and checked against the bench manifest's sha256.
-Point the commands at it with ``STEER_AUDIO_CACHE=<dest>``.
+Point the commands at it with ``STEER_AUDIO_CACHE=<dest>``. A ``--benches-only`` pack (bench folders
+alone, e.g. listen-broad) is unpacked into a ``<dest>`` that already holds the model: only its FLACs are
+written back and checked. Give it its own stash (e.g. ``.devstash-broad``): its chunks are named alike.
 
 Usage: python scripts/gpu_mini/unpack.py --stash .devstash --dest /tmp/sa-cache
 """
@@ -87,6 +89,8 @@ def unpack_qmini(index: dict, dest: Path) -> dict:
         _flac_to_wav(dest / name)
         if sha256_file(dest / name / "listen-bench.json") != digest:
             raise SystemExit(f"{name}: json sha256 mismatch")
+    if index.get("benches_only"):
+        return {"benches_only": sorted(index["benches"])}
     gguf = dest / "qwen.gguf"
     if sha256_file(gguf) != qa.QWEN_GGUF_SHA256:
         raise SystemExit("GGUF sha256 mismatch")
@@ -147,7 +151,7 @@ def main() -> None:
     res = (unpack_qmini if index.get("model") == "qmini" else unpack_mini)(index, a.dest)
     res["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(res), flush=True)
-    if not res["same_as_packing_machine"]:
+    if res.get("same_as_packing_machine") is False:  # a benches-only pack has no LM to compare
         raise SystemExit("dequantised LM differs from the packing machine's")
 
 

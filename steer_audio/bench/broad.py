@@ -6,7 +6,7 @@ instruments, ...). These rows add many more words, speakers and sounds, in liste
 hint sentences), for ``train-mini --extra-train DIR``:
 
 * ``broad-word``: one word of the Debian ``wamerican`` word list, spoken by espeak-ng (8 English
-  accents x 40 voice variants) or flite (5 CMU voices), at random speed and pitch, sometimes through a
+  accents x 54 voice variants) or flite (5 CMU voices), at random speed and pitch, sometimes through a
   telephone band or a room reverb; the three wrong options are other words of the list;
 * ``broad-phrase``: a 2-4 word sequence of such words; the wrong options are other sequences;
 * ``broad-word-in-list``: 5-8 spoken words; which of four words occurs in it;
