@@ -192,7 +192,9 @@ def trace_batch(
         b, index = src
     with torch.no_grad():
         inputs = m.model_inputs(b.model_inputs, b.row_keys)
-        out = capture_trace(m.lm, ev, m.geom, inputs, b.audio_mask.to(dev), b.cand.to(dev), m.remote, ro)
+        # non_blocking: from pageable memory the driver stages the bytes at once, without waiting for the device
+        am, cand = b.audio_mask.to(dev, non_blocking=True), b.cand.to(dev, non_blocking=True)
+        out = capture_trace(m.lm, ev, m.geom, inputs, am, cand, m.remote, ro)
     if src is not None:
         out = {k: (v[index.to(v.device)] if k in ROW_OUTPUTS else v) for k, v in out.items()}
     return out

@@ -1,0 +1,355 @@
+"""Opt-in capture levers (issue 18), each switchable on its own so a benchmark can say which gave what.
+
+    from steer_audio.capture import fast
+    with fast.install(model, fast.Levers(no_sync=True, liger=True)):
+        run_capture(model, examples, out_dir)
+
+`install` changes one loaded model in place and `restore()` (or leaving the `with`) puts every change back.
+The nnsight envoys stay valid: a module body is swapped inside nnsight's own controller (`_set_body`), never by
+replacing `forward`, so every read and write of a trace still sees the module.
+
+* `features` ("device" = today's default, or "host"): where Whisper's log-mel STFT runs (transformers' torch
+  path, `device=`). "host" is what a machine without a GPU does; the two agree to float rounding.
+* `no_sync`: the host never waits for the device while it launches a batch, so it launches batch k+1 while the
+  device still computes batch k. Every copy to the device is `non_blocking` (from pageable memory the driver
+  stages the bytes at once, with no device synchronisation); the decoder's and the encoder's attention masks
+  are built on the host by transformers' own mask functions, from host tensors (the device path reads the
+  padding mask back to decide whether it may skip the mask: `.all()` on a device tensor); the feature STFT of
+  the preparing thread runs on a side CUDA stream, so its read-back waits for its own kernels only. Same
+  masks, same kernels: bit-identical outputs.
+* `liger`: liger-kernel's fused Triton RMSNorm, SwiGLU and RoPE in the decoder layers (CUDA only; the
+  package needs triton). Fused kernels change the order of float operations: equal to bf16 rounding.
+* `compile`: `torch.compile` (inductor, dynamic shapes) of the bodies nnsight never reads inside a trace
+  (each decoder layer's two RMSNorms and its MLP), fusing their elementwise work; the attention forward
+  (read through `.source`) and the layer outputs stay eager. Equal to float rounding.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from ..errors import SteerAudioError
+
+#: nnsight's per-module state attribute (nnsight.intervention.source.STATE): holds the body its controller runs
+_NNSIGHT_STATE = "__nnsight__"
+
+FEATURES = ("device", "host")
+
+#: host tensors at least this large go to the device through pinned memory (`no_sync`)
+PIN_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Levers:
+    """Which capture levers `install` turns on (the defaults are today's path)."""
+
+    features: str = "device"
+    no_sync: bool = False
+    liger: bool = False
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURES:
+            raise SteerAudioError(f"features must be {' or '.join(FEATURES)}, got {self.features!r}")
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Installed:
+    """The changes `install` made to one model; `restore()` undoes them (last change first)."""
+
+    def __init__(self, levers: Levers) -> None:
+        self.levers = levers
+        self._undo: list[Callable[[], None]] = []
+        #: how often a lever's fast path served a call (tests and benchmarks check the levers really act)
+        self.hits: dict[str, int] = {}
+
+    def add(self, undo: Callable[[], None]) -> None:
+        self._undo.append(undo)
+
+    def hit(self, name: str) -> None:
+        self.hits[name] = self.hits.get(name, 0) + 1
+
+    def restore(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    def __enter__(self) -> Installed:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+
+def install(m: Any, levers: Levers) -> Installed:
+    """Turn `levers` on for the loaded model `m` (a local model; remote runs keep the plain path)."""
+    if m.remote:
+        raise SteerAudioError("capture levers apply to a local model, not a remote one")
+    inst = Installed(levers)
+    try:
+        if levers.features == "host":
+            _features_on(m, inst, "cpu", None)
+        if levers.no_sync:
+            _no_sync(m, inst)
+        if levers.liger:
+            _liger(m, inst)
+        if levers.compile:
+            _compile(m, inst)
+    except BaseException:
+        inst.restore()
+        raise
+    return inst
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+
+def _set_attr(inst: Installed, obj: Any, name: str, value: Any) -> None:
+    """obj.name = value (an instance attribute), undone by deleting it or putting the old one back."""
+    had = name in obj.__dict__
+    old = obj.__dict__.get(name)
+    setattr(obj, name, value)
+
+    def undo() -> None:
+        if had:
+            setattr(obj, name, old)
+        else:
+            delattr(obj, name)
+
+    inst.add(undo)
+
+
+def _set_body(inst: Installed, module: torch.nn.Module, body: Callable[..., Any]) -> None:
+    """Make `body(module, *args, **kwargs)` what `module(...)` runs, keeping nnsight's controller in front of
+    it (nnsight reads and writes the module's input and output around the body)."""
+    state = module.__dict__.get(_NNSIGHT_STATE)
+    if state is None:
+        _set_attr(inst, module, "forward", types.MethodType(body, module))
+        return
+    old = state.body
+    state.body = body
+
+    def undo() -> None:
+        state.body = old
+
+    inst.add(undo)
+
+
+def _body(module: torch.nn.Module) -> Callable[..., Any]:
+    """The function `module(...)` runs now (unbound: takes the module first)."""
+    state = module.__dict__.get(_NNSIGHT_STATE)
+    if state is not None:
+        return state.body  # type: ignore[no-any-return]
+    fwd = module.__dict__.get("forward")
+    if fwd is None:
+        return type(module).forward  # type: ignore[no-any-return]
+    return lambda _m, *a, **k: fwd(*a, **k)
+
+
+def decoder(m: Any) -> tuple[Any, list[Any]]:
+    """The decoder model (the module whose `layers` are the architecture table's decoder layers) and its
+    layers."""
+    from ..models.arch import resolve
+
+    layers: Any = resolve(m.lm._module, m.arch.decoder_layers, m.name)
+    as_list = list(layers)
+    for mod in m.lm._module.modules():
+        if getattr(mod, "layers", None) is layers:
+            return mod, as_list
+    raise SteerAudioError(f"{m.name}: no module holds the decoder layers {m.arch.decoder_layers!r}")
+
+
+# -- (a) where the log-mel features are computed -------------------------------------------------------------
+
+
+def _features_on(m: Any, inst: Installed, device: str | None, stream: Any) -> None:
+    """Wrap the feature extractor's torch STFT: run it on `device` (None: where asked), inside `stream`."""
+    fe = m.processor.feature_extractor
+    orig = fe._torch_extract_fbank_features
+
+    def extract(waveform: Any, device_: str = "cpu") -> Any:
+        dev = device or device_
+        if stream is not None and dev != "cpu":
+            s = stream()
+            with torch.cuda.stream(s):
+                return orig(waveform, dev)
+        return orig(waveform, dev)
+
+    _set_attr(inst, fe, "_torch_extract_fbank_features", extract)
+
+
+# -- (b) no host sync while a batch is launched -------------------------------------------------------------
+
+
+def _no_sync(m: Any, inst: Installed) -> None:
+    from transformers import masking_utils
+
+    dec, _ = decoder(m)
+    dec_mod = sys.modules[type(dec).__module__]
+    dtype = m.dtype
+    # device attention_mask -> (weak ref, the decoder mask transformers would build from it, built on the host)
+    ready: dict[int, tuple[Any, Any]] = {}
+
+    cuda = str(m.device).startswith("cuda")
+
+    def move(v: torch.Tensor) -> torch.Tensor:
+        if cuda and not v.is_cuda and v.numel() * v.element_size() >= PIN_BYTES and not v.is_pinned():
+            # a large pageable copy would wait for the device once the driver's staging buffer is full: go
+            # through pinned memory (torch's caching host allocator keeps the block until the copy is done)
+            v = torch.empty(v.shape, dtype=v.dtype, pin_memory=True).copy_(v)
+        return (
+            v.to(m.device, dtype, non_blocking=True)
+            if v.is_floating_point()
+            else v.to(m.device, non_blocking=True)
+        )
+
+    def to_device(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {k: move(v) for k, v in inputs.items()}
+        am = inputs.get("attention_mask")
+        if am is not None and am.ndim == 2 and not am.is_cuda:
+            n, s = am.shape
+            host = orig_causal(
+                config=dec.config,
+                inputs_embeds=torch.empty(n, s, 0, dtype=dtype),
+                attention_mask=am,
+                cache=None,
+                position_ids=inputs.get("position_ids"),
+            )
+            dev = None if host is None else host.to(m.device, non_blocking=True)
+            d = out["attention_mask"]
+            ready.clear()  # one batch at a time: the previous batch's trace has run
+            ready[id(d)] = (weakref.ref(d), dev)
+        return out
+
+    orig_causal = dec_mod.create_causal_mask
+
+    def create_causal_mask(*args: Any, **kwargs: Any) -> Any:
+        am = kwargs.get("attention_mask", args[2] if len(args) > 2 else None)
+        cache = kwargs.get("cache", args[3] if len(args) > 3 else None)
+        got = ready.get(id(am)) if am is not None else None
+        if got is not None and got[0]() is am and (cache is None or cache.get_seq_length() == 0):
+            inst.hit("decoder_mask")
+            return got[1]
+        return orig_causal(*args, **kwargs)
+
+    _set_attr(inst, m, "inputs_to_device", to_device)
+    _set_module_attr(inst, dec_mod, "create_causal_mask", create_causal_mask)
+    if getattr(dec, "has_sliding_layers", False):
+        raise SteerAudioError(f"{m.name}: no_sync does not build sliding-window masks on the host")
+
+    if m.uses_fast_audio:
+        from ..models.audio_embed import AudioEmbedder
+
+        if m._embedder is None:
+            m._embedder = AudioEmbedder(m.lm._module, m.arch, m.name)
+        emb = m._embedder
+
+        def encode(feats: Any, fmask: Any, n_mel: list[int] | None = None) -> list[torch.Tensor]:
+            emb.encoded_rows += feats.shape[0]
+            x, out_len = tower_host_mask(emb.tower, feats, fmask, n_mel, masking_utils)
+            inst.hit("encoder_mask")
+            x = emb.projector(x)
+            return [x[i, : int(out_len[i])] for i in range(x.shape[0])]
+
+        _set_attr(inst, emb, "encode", encode)
+
+    if str(m.device).startswith("cuda"):
+        local = threading.local()
+
+        def side() -> Any:
+            if not hasattr(local, "s"):
+                local.s = torch.cuda.Stream(device=m.device)
+            return local.s
+
+        _features_on(m, inst, m.device if inst.levers.features == "device" else "cpu", side)
+
+
+def _set_module_attr(inst: Installed, mod: Any, name: str, value: Any) -> None:
+    old = getattr(mod, name)
+    setattr(mod, name, value)
+    inst.add(lambda: setattr(mod, name, old))
+
+
+def tower_host_mask(
+    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, n_mel: list[int] | None, masking_utils: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`models.audio_embed.tower_on_clip_length` with its key mask built on the host (the same modules, the
+    same mask values) and moved without a sync."""
+    from ..models.audio_embed import BUCKET, trimmed_frames
+
+    lens = torch.tensor(n_mel) if n_mel is not None else fmask.sum(-1).cpu()
+    feat_len, out_len = tower._get_feat_extract_output_lengths(lens)
+    m = trimmed_frames(int(feat_len.max()), feats.shape[-1], BUCKET)
+    w = tower.conv1.weight
+    x = feats[..., :m].to(device=w.device, dtype=w.dtype, non_blocking=True)
+    x = torch.nn.functional.gelu(tower.conv1(x))
+    x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
+    t = x.shape[1]
+    x = x + tower.embed_positions.weight[:t]
+    keep = (torch.arange(t)[None, :] < feat_len[:, None]).long()
+    host = masking_utils.create_bidirectional_mask(
+        config=tower.config, inputs_embeds=torch.empty(x.shape[0], t, 0, dtype=x.dtype), attention_mask=keep
+    )
+    mask = None if host is None else host.to(x.device, non_blocking=True)
+    for layer in tower.layers:
+        x = layer(x, mask)
+    x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
+    return tower.layer_norm(x), out_len
+
+
+# -- (c) liger-kernel's fused RMSNorm / SwiGLU / RoPE -------------------------------------------------------
+
+
+def _liger(m: Any, inst: Installed) -> None:
+    if not str(m.device).startswith("cuda"):
+        raise SteerAudioError("the liger lever needs a CUDA device (Triton kernels)")
+    try:
+        from liger_kernel.transformers.rms_norm import LigerRMSNorm
+        from liger_kernel.transformers.rope import liger_rotary_pos_emb
+        from liger_kernel.transformers.swiglu import LigerSwiGLUMLP
+    except ImportError as err:
+        raise SteerAudioError(f"the liger lever needs liger-kernel (and triton): {err}") from err
+    dec, layers = decoder(m)
+    dec_mod = sys.modules[type(dec).__module__]
+    for layer in layers:
+        for norm in (layer.input_layernorm, layer.post_attention_layernorm):
+            # the attributes LigerRMSNorm.forward reads (liger's own _patch_rms_norm_module, Llama casting)
+            eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", None) or 1e-6
+            for k, v in {
+                "offset": 0.0,
+                "casting_mode": "llama",
+                "variance_epsilon": eps,
+                "in_place": False,
+                "row_mode": None,
+                "impl": None,
+                "mode": None,
+            }.items():
+                _set_attr(inst, norm, k, v)
+            _set_body(inst, norm, LigerRMSNorm.forward)
+        _set_body(inst, layer.mlp, LigerSwiGLUMLP.forward)
+    if hasattr(dec_mod, "apply_rotary_pos_emb"):
+        _set_module_attr(inst, dec_mod, "apply_rotary_pos_emb", liger_rotary_pos_emb)
+
+
+# -- (d) torch.compile of the bodies nnsight does not read ---------------------------------------------------
+
+
+def _compile(m: Any, inst: Installed) -> None:
+    _, layers = decoder(m)
+    cache: dict[Any, Callable[..., Any]] = {}  # one compiled function per body (shared by every layer)
+    for layer in layers:
+        for mod in (layer.input_layernorm, layer.post_attention_layernorm, layer.mlp):
+            body = _body(mod)
+            key = getattr(body, "__code__", body)
+            if key not in cache:
+                cache[key] = torch.compile(body, dynamic=True)
+            _set_body(inst, mod, cache[key])
