@@ -9,13 +9,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from ndif_stack import (
+    LOOPBACK,
+    REPO,
+    STATE,
+    listening_addresses,
+    running_stack,
+    same_artifact,
+    skip_unless_runnable,
+)
 
 from steer_audio.capture.inputs import encode
 from steer_audio.capture.trace import envoys
@@ -26,70 +34,16 @@ from steer_audio.steer import forward
 
 pytestmark = pytest.mark.ndif
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY = REPO / "deploy" / "ndif"
-NETNS = os.environ.get("NDIF_NETNS", "steeraudio-ndif-test")
-STATE = Path(os.environ.get("NDIF_STATE_DIR", "/tmp/steeraudio-ndif-test"))
-SERVICES = ("redis", "s3", "ray", "api")
-
-
-def _in_netns(name: str) -> bool:
-    try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{name}").st_ino
-    except FileNotFoundError:
-        return False
-
-
-def _sessions_alive(sids: list[int]) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True, check=True
-    ).stdout
-    rows = (line.split() for line in out.splitlines())
-    return [int(p) for p, s, st in rows if int(s) in sids and not st.startswith("Z")]
-
 
 @pytest.fixture(scope="module")
 def ndif_url():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (ip netns)")
-    if not (REPO / ".venv-ndif" / "bin" / "ray").exists():
-        pytest.skip("server venv missing: run deploy/ndif/install.sh")
-    if not _in_netns(NETNS):
-        pytest.skip(f"run inside netns {NETNS}: scripts/test_ndif.sh")
-    env = {**os.environ, "NDIF_NETNS": NETNS, "NDIF_STATE_DIR": str(STATE), "NDIF_PROFILE": "cpu"}
+    skip_unless_runnable()
     t0 = time.monotonic()
-    sids: list[int] = []
-    try:
-        proc = subprocess.run(
-            [str(DEPLOY / "start.sh")], env=env, capture_output=True, text=True, timeout=420
-        )
-        sids = [int((STATE / "pids" / s).read_text()) for s in SERVICES if (STATE / "pids" / s).exists()]
-        if proc.returncode != 0:
-            raise RuntimeError(f"start.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        url = proc.stdout.strip().splitlines()[-1]
+    with running_stack(STATE, timeout=420, check_stopped=True) as url:
         target = resolve_remote(url, environ={})
         wait_until_ready(target, timeout=60)
         (STATE / "deploy_seconds").write_text(f"{time.monotonic() - t0:.1f}\n")
         yield url
-    finally:
-        subprocess.run(
-            [str(DEPLOY / "stop.sh"), "--keep-netns"], env=env, capture_output=True, text=True, timeout=120
-        )
-        # every process the scripts started (all members of the recorded sessions) is gone
-        left = _sessions_alive(sids)
-        assert not left, f"processes left after stop.sh: {left}"
-
-
-def same_artifact(a: Path, b: Path) -> bool:
-    """Byte equality; for safetensors, equal tensor bytes and equal header *content* (safetensors 0.8 orders
-    2+ `__metadata__` keys differently from process to process)."""
-    x, y = a.read_bytes(), b.read_bytes()
-    if x == y:
-        return True
-    if a.suffix != ".safetensors":
-        return False
-    nx, ny = struct.unpack("<Q", x[:8])[0], struct.unpack("<Q", y[:8])[0]
-    return json.loads(x[8 : 8 + nx]) == json.loads(y[8 : 8 + ny]) and x[8 + nx :] == y[8 + ny :]
 
 
 def _load_pair(url: str):
@@ -101,10 +55,9 @@ def _load_pair(url: str):
 
 
 def test_server_listens_on_loopback_only(ndif_url):
-    out = subprocess.run(["ss", "-Htln"], capture_output=True, text=True, check=True).stdout
-    addrs = [line.split()[3] for line in out.splitlines()]
+    addrs = listening_addresses()
     assert addrs, "nothing listens"
-    bad = [a for a in addrs if not a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:"))]
+    bad = [a for a in addrs if not a.startswith(LOOPBACK)]
     assert not bad, bad
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from ndif_stack import DEPLOY, LOOPBACK, listening_addresses, running_stack, skip_unless_runnable, stack_env
+from ndif_stack import STATE as STATE_ROOT
 
 from steer_audio.capture.inputs import encode
 from steer_audio.data import mmau
@@ -22,43 +24,17 @@ from steer_audio.remote import configure, resolve_remote, wait_until_ready
 
 pytestmark = pytest.mark.ndif
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY = REPO / "deploy" / "ndif"
-NETNS = os.environ.get("NDIF_NETNS", "steeraudio-ndif-test")
-STATE = Path(os.environ.get("NDIF_STATE_DIR", "/tmp/steeraudio-ndif-test")) / "keys"
-
-
-def _in_netns(name: str) -> bool:
-    try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{name}").st_ino
-    except FileNotFoundError:
-        return False
+STATE = STATE_ROOT / "keys"
 
 
 @pytest.fixture(scope="module")
 def keyed_stack():
     """(url, a valid key) of a stack that requires keys; stopped afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (ip netns)")
-    if not (REPO / ".venv-ndif" / "bin" / "ray").exists():
-        pytest.skip("server venv missing: run deploy/ndif/install.sh")
-    if not _in_netns(NETNS):
-        pytest.skip(f"run inside netns {NETNS}: scripts/test_ndif.sh")
-    env = {**os.environ, "NDIF_NETNS": NETNS, "NDIF_STATE_DIR": str(STATE), "NDIF_PROFILE": "cpu"}
-    try:
-        proc = subprocess.run(
-            [str(DEPLOY / "start.sh")],
-            env={**env, "NDIF_KEYS": "1"},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"start.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        url = proc.stdout.strip().splitlines()[-1]
+    skip_unless_runnable()
+    with running_stack(STATE, timeout=600, extra_env={"NDIF_KEYS": "1"}) as url:
         key = subprocess.run(
             [str(DEPLOY / "keys.sh"), "add", "tester@example.org", "--trusted"],
-            env=env,
+            env=stack_env(STATE),
             capture_output=True,
             text=True,
             check=True,
@@ -67,18 +43,13 @@ def keyed_stack():
         uuid.UUID(key)
         wait_until_ready(resolve_remote(url, environ={}), timeout=60)
         yield url, key
-    finally:
-        subprocess.run(
-            [str(DEPLOY / "stop.sh"), "--keep-netns"], env=env, capture_output=True, text=True, timeout=120
-        )
 
 
 def test_key_database_listens_on_loopback_only(keyed_stack) -> None:
-    out = subprocess.run(["ss", "-Htln"], capture_output=True, text=True, check=True).stdout
     port = os.environ.get("NDIF_KEYS_PORT", "5433")
-    addrs = [line.split()[3] for line in out.splitlines()]
+    addrs = listening_addresses()
     assert f"127.0.0.1:{port}" in addrs
-    assert all(a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")) for a in addrs), addrs
+    assert all(a.startswith(LOOPBACK) for a in addrs), addrs
 
 
 def _trace(url: str, key: str | None, dataset_path: Path) -> torch.Tensor:

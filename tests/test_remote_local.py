@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import struct
 import sys
-from pathlib import Path
 
 import nnsight
 import pytest
 import torch
+from ndif_stack import same_artifact
 
 from steer_audio.capture.inputs import encode
 from steer_audio.capture.run import run_capture
@@ -46,18 +45,6 @@ def pair(local_tiny):
     from steer_audio.models import loaded
 
     return local_tiny, loaded.load("tiny", device="cpu", remote=LOCAL_SIMULATION)
-
-
-def same_artifact(a: Path, b: Path) -> bool:
-    """Byte equality; for safetensors, equal tensor bytes and equal header *content*: safetensors 0.8 writes
-    `__metadata__` from a Rust HashMap, so with 2+ metadata keys their order varies from process to process."""
-    x, y = a.read_bytes(), b.read_bytes()
-    if x == y:
-        return True
-    if a.suffix != ".safetensors":
-        return False
-    nx, ny = struct.unpack("<Q", x[:8])[0], struct.unpack("<Q", y[:8])[0]
-    return json.loads(x[8 : 8 + nx]) == json.loads(y[8 : 8 + ny]) and x[8 + nx :] == y[8 + ny :]
 
 
 @pytest.fixture(scope="module")
