@@ -41,7 +41,7 @@ import torch
 from ..capture.trace import Envoys
 from ..errors import SteerAudioError
 from . import forward
-from .forward import Prefix, _gather
+from .forward import Prefix, gather_candidates
 
 #: default band: the middle third of the decoder layers, as fractions of depth [start, stop)
 DEFAULT_BAND = (1 / 3, 2 / 3)
@@ -109,7 +109,7 @@ def avs_logits(
             y[:, -1] = steer_residual(y[:, -1], add)
         ev.final_norm.output = ev.final_norm.output[:, -1:]
         logits = ev.lm_head.output[:, -1].save()
-    return _gather(logits.cpu(), cand)
+    return gather_candidates(logits.cpu(), cand)
 
 
 def _check(ev: Envoys, rows: int, v: torch.Tensor, schedule: torch.Tensor) -> None:

@@ -33,7 +33,8 @@ def head_delta(dz: torch.Tensor, heads: list[tuple[int, int]], n_layers: int) ->
     return out
 
 
-def _gather(logits: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+def gather_candidates(logits: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """`logits` [n, vocab] at the candidate ids `cand` [n, c] -> [n, c] float; padding ids (< 0) -> -inf."""
     valid = cand >= 0
     return (
         logits.float()
@@ -64,7 +65,7 @@ def forward_logits(
             y[:, -1] += final_add.to(y.device, y.dtype)
         ev.final_norm.output = ev.final_norm.output[:, -1:]
         logits = ev.lm_head.output[:, -1].save()
-    return _gather(logits.cpu(), cand)
+    return gather_candidates(logits.cpu(), cand)
 
 
 @dataclass
@@ -219,7 +220,7 @@ def head_level_loop(
                     x[:, -1] += (a * d[layer]).to(x.device, x.dtype)
                 logits = ev.lm_head.output[:, -1].save()
             kv.crop(-1)  # drop the decoded position t again (transformers 5: negative = tokens to remove)
-            out.append(_gather(logits.cpu(), cand))
+            out.append(gather_candidates(logits.cpu(), cand))
     return torch.stack(out)
 
 
