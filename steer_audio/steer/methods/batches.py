@@ -95,6 +95,11 @@ def forward_curve(
     key = (name, tuple(e.id for e in exs), tuple(alphas))
     if key in ctx.memo:
         return ctx.memo.pop(key)  # type: ignore[no-any-return]
+    from .registry import REGISTRY
+
+    for n in ctx.cfg.methods:  # a family module registers in SHARED when imported (registry: on first use)
+        if n in REGISTRY and REGISTRY[n].kind == "forward":
+            REGISTRY[n].run  # noqa: B018 (imports the module)
     others = {n: SHARED[n](ctx, alphas) for n in SHARED if n != name and n in ctx.cfg.methods}
     got = forward_curves(ctx, exs, data, {name: run, **others})
     for n in others:
