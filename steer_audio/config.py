@@ -4,6 +4,12 @@
 recipe (recipes.py) from its TOML file; the same settings give equal configurations, whichever built them.
 `EvalConfig`, the part the Evaluator and the methods read, is its base class.
 
+From Python, the same run as `steer-audio evaluate --model tiny --data demo --k 8 --k-sweep 8`:
+
+    from steer_audio.config import RunConfig
+    from steer_audio.pipeline import execute
+    summary = execute("evaluate", RunConfig(model="tiny", data="demo", k=8, k_sweep=[8]), Path("runs/x"))
+
 This module imports no torch or numpy: the CLI reads its option defaults from here at import time."""
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ option does), and a recipe and the `evaluate` flags that say the same thing buil
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,32 @@ def test_a_bad_recipe_alpha_is_one_clear_error(tmp_path):
     r = CliRunner().invoke(cli.app, ["run", str(p)])
     assert r.exit_code == 1 and "--alpha must be a number or 'auto'" in r.output
     assert "Traceback" not in r.output
+
+
+def test_the_pipeline_run_from_python_equals_the_cli_run(dataset_path, tmp_path):
+    """config.py's docstring: `execute(stage, RunConfig(...), out)` is the run `steer-audio evaluate` makes."""
+    from steer_audio.pipeline import execute
+
+    flags = [
+        "--model", "tiny", "--data", str(dataset_path), "--calib-fraction", "0.5", "--k", "4", "--k-sweep",
+        "4", "--seeds", "1", "--grid", "0,2", "--method", "head-guided", "--batch-size", "12",
+    ]  # fmt: skip
+    r = CliRunner().invoke(cli.app, ["evaluate", *flags, "--out", str(tmp_path / "cli")])
+    assert r.exit_code == 0, r.output
+    cfg = RunConfig(
+        model="tiny",
+        data=str(dataset_path),
+        calib_fraction=0.5,
+        k=4,
+        k_sweep=[4],
+        seeds=1,
+        grid=[0.0, 2.0],
+        methods=["head-guided"],
+        batch_size=12,
+    )
+    summary = execute("evaluate", cfg, tmp_path / "py")
+    for name in ("predictions.jsonl", "splits.json", "heads.json"):
+        assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+    tables = [json.loads((tmp_path / d / "summary.json").read_text())["table"] for d in ("py", "cli")]
+    assert tables[0] == tables[1] and [r["method"] for r in tables[0]][:2] == ["baseline", "head-guided"]
+    assert summary["config"]["methods"] == ["baseline", "head-guided"]
