@@ -135,7 +135,7 @@ def generate(
     data = out_dir / DATA_JSON
     write_text(data, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     lic = out_dir / LICENSES_MD
-    lic.write_text(LICENSES_TEXT.format(version=GENERATOR_VERSION))
+    write_text(lic, LICENSES_TEXT.format(version=GENERATOR_VERSION))
     counts: dict[str, dict[str, int]] = {}
     for r in rows:
         counts.setdefault(r["split"], {}).setdefault(r["condition"], 0)
