@@ -20,8 +20,9 @@ replacing `forward`, so every read and write of a trace still sees the module.
 * `liger`: liger-kernel's fused Triton RMSNorm, SwiGLU and RoPE in the decoder layers (CUDA only; the
   package needs triton). Fused kernels change the order of float operations: equal to bf16 rounding.
 * `compile`: `torch.compile` (inductor, dynamic shapes) of the bodies nnsight never reads inside a trace
-  (each decoder layer's two RMSNorms and its MLP), fusing their elementwise work; the attention forward
-  (read through `.source`) and the layer outputs stay eager. Equal to float rounding.
+  (each decoder layer's two RMSNorms and its MLP, as pure functions of tensors: one compilation for every
+  layer), fusing their elementwise work; the attention forward (read through `.source`) and the layer outputs
+  stay eager. Equal to float rounding.
 """
 
 from __future__ import annotations
@@ -343,13 +344,51 @@ def _liger(m: Any, inst: Installed) -> None:
 # -- (d) torch.compile of the bodies nnsight does not read ---------------------------------------------------
 
 
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Qwen2RMSNorm.forward, op for op."""
+    dtype = x.dtype
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(dtype)
+
+
+def _swiglu_mlp(x: torch.Tensor, wg: torch.Tensor, wu: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:
+    """Qwen2MLP.forward with SiLU, op for op: down(silu(gate(x)) * up(x))."""
+    f = torch.nn.functional
+    return f.linear(f.silu(f.linear(x, wg)) * f.linear(x, wu), wd)
+
+
 def _compile(m: Any, inst: Installed) -> None:
+    """Compiled pure functions of tensors (no module in the graph, so one compilation serves every layer: a
+    compiled module body would be guarded on each child's nnsight controller and recompiled per layer). The
+    MLP's children (gate/up/down projections, activation) are then no longer visited by nnsight: a trace that
+    reads them needs this lever off."""
     _, layers = decoder(m)
-    cache: dict[Any, Callable[..., Any]] = {}  # one compiled function per body (shared by every layer)
+    norm = torch.compile(_rms_norm, dynamic=True)
+    mlp = torch.compile(_swiglu_mlp, dynamic=True)
+
+    def norm_body(mod: Any, x: torch.Tensor) -> torch.Tensor:
+        return norm(x, mod.weight, float(mod.variance_epsilon))  # type: ignore[no-any-return]
+
+    def mlp_body(mod: Any, x: torch.Tensor) -> torch.Tensor:
+        return mlp(x, mod.gate_proj.weight, mod.up_proj.weight, mod.down_proj.weight)  # type: ignore[no-any-return]
+
     for layer in layers:
-        for mod in (layer.input_layernorm, layer.post_attention_layernorm, layer.mlp):
-            body = _body(mod)
-            key = getattr(body, "__code__", body)
-            if key not in cache:
-                cache[key] = torch.compile(body, dynamic=True)
-            _set_body(inst, mod, cache[key])
+        for nm in (layer.input_layernorm, layer.post_attention_layernorm):
+            if type(nm).__name__ != "Qwen2RMSNorm":
+                raise SteerAudioError(f"the compile lever knows Qwen2RMSNorm, not {type(nm).__name__}")
+            _set_body(inst, nm, norm_body)
+        mp = layer.mlp
+        act = getattr(getattr(mp, "config", None), "hidden_act", None)
+        if (
+            type(mp).__name__ != "Qwen2MLP"
+            or act != "silu"
+            or any(
+                getattr(getattr(mp, k), "bias", None) is not None
+                for k in ("gate_proj", "up_proj", "down_proj")
+            )
+        ):
+            raise SteerAudioError(
+                f"the compile lever knows Qwen2MLP with SiLU and no bias, not {type(mp).__name__}"
+            )
+        _set_body(inst, mp, mlp_body)
