@@ -200,18 +200,8 @@ def _no_sync(m: Any, inst: Installed) -> None:
     # device attention_mask -> (weak ref, the decoder mask transformers would build from it, built on the host)
     ready: dict[int, tuple[Any, Any]] = {}
 
-    cuda = str(m.device).startswith("cuda")
-
     def move(v: torch.Tensor) -> torch.Tensor:
-        if cuda and not v.is_cuda and v.numel() * v.element_size() >= PIN_BYTES and not v.is_pinned():
-            # a large pageable copy would wait for the device once the driver's staging buffer is full: go
-            # through pinned memory (torch's caching host allocator keeps the block until the copy is done)
-            v = torch.empty(v.shape, dtype=v.dtype, pin_memory=True).copy_(v)
-        return (
-            v.to(m.device, dtype, non_blocking=True)
-            if v.is_floating_point()
-            else v.to(m.device, non_blocking=True)
-        )
+        return to_device_async(v, m.device, dtype if v.is_floating_point() else None)
 
     def to_device(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {k: move(v) for k, v in inputs.items()}
@@ -225,7 +215,7 @@ def _no_sync(m: Any, inst: Installed) -> None:
                 cache=None,
                 position_ids=inputs.get("position_ids"),
             )
-            dev = None if host is None else host.to(m.device, non_blocking=True)
+            dev = None if host is None else to_device_async(host, m.device)
             d = out["attention_mask"]
             ready.clear()  # one batch at a time: the previous batch's trace has run
             ready[id(d)] = (weakref.ref(d), dev)
@@ -274,6 +264,16 @@ def _no_sync(m: Any, inst: Installed) -> None:
         _features_on(m, inst, m.device if inst.levers.features == "device" else "cpu", side)
 
 
+def to_device_async(v: torch.Tensor, device: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """`v.to(device, dtype)` without making the host wait for the device. A large pageable copy could wait
+    once the driver's staging buffer is full, so it goes through pinned memory (torch's caching host allocator
+    keeps the block until the copy has run)."""
+    cuda = str(device).startswith("cuda")
+    if cuda and not v.is_cuda and v.numel() * v.element_size() >= PIN_BYTES and not v.is_pinned():
+        v = torch.empty(v.shape, dtype=v.dtype, pin_memory=True).copy_(v)
+    return v.to(device, dtype, non_blocking=True) if dtype is not None else v.to(device, non_blocking=True)
+
+
 def _set_module_attr(inst: Installed, mod: Any, name: str, value: Any) -> None:
     old = getattr(mod, name)
     setattr(mod, name, value)
@@ -300,7 +300,7 @@ def tower_host_mask(
     host = masking_utils.create_bidirectional_mask(
         config=tower.config, inputs_embeds=torch.empty(x.shape[0], t, 0, dtype=x.dtype), attention_mask=keep
     )
-    mask = None if host is None else host.to(x.device, non_blocking=True)
+    mask = None if host is None else to_device_async(host, x.device)
     for layer in tower.layers:
         x = layer(x, mask)
     x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
