@@ -156,10 +156,12 @@ def head_level_step(
         for layer in sorted({k for d, _ in chunk for k in d}):
             width = next(d[layer].shape[1] for d, _ in chunk if layer in d)
             zero = torch.zeros(pre.rows, width)
-            # copy c's slice is what the single step adds: (a * d[layer]) cast to the model dtype
-            adds[layer] = torch.stack(
-                [(a * d[layer]).to(dev, dtype) if layer in d else zero.to(dev, dtype) for d, a in chunk], 1
-            )
+            # copy c's slice is what the single step adds: (a * d[layer]) cast to the model dtype; one copy to
+            # the device per layer (the cast rounds each element as the single step's cast does)
+            stacked = torch.stack([a * d[layer] if layer in d else zero for d, a in chunk], 1)
+            if dev.type == "cuda":  # pinned: the copy is queued without waiting for the device
+                stacked = stacked.pin_memory()
+            adds[layer] = stacked.to(dev, dtype, non_blocking=True)
         with torch.no_grad(), lm.trace(**step, cache=pre.kv, use_cache=True):
             for layer in sorted(adds):
                 x = ev.o_proj[layer].input
