@@ -370,9 +370,8 @@ def suite(args) -> None:
     rows: dict = {"10s": {}, "mix": {}}
     res["capture"] = rows
     refs: dict = {}
-    bs = 16
 
-    def capture_row(kind: str, name: str, lv) -> None:
+    def capture_row(kind: str, name: str, lv, bs: int = 16) -> None:
         exs, warm = (exs10, warm10) if kind == "10s" else (exs_mix, warm_mix)
         tag = f"{kind}-{len(rows[kind])}"
         st: dict = {}
@@ -387,6 +386,7 @@ def suite(args) -> None:
         data = cache.load([e.id for e in exs])
         row = {
             "levers": lv.describe(),
+            "batch": bs,
             "pairs_per_s": len(exs) / dt,
             "s": dt,
             "time_split_s": {k: st[k] for k in STAT_KEYS},
@@ -405,9 +405,9 @@ def suite(args) -> None:
             f"split {row['time_split_s']}; vs baseline: {row['vs_baseline']}"
         )
 
-    def guarded_row(kind: str, name: str, lv, limit: float) -> None:
+    def guarded_row(kind: str, name: str, lv, limit: float, bs: int = 16) -> None:
         def fn() -> None:
-            capture_row(kind, name, lv)
+            capture_row(kind, name, lv, bs)
 
         section(f"capture {kind}: {name}", limit, fn)
         status = res["sections"][f"capture {kind}: {name}"]["status"]
@@ -427,17 +427,27 @@ def suite(args) -> None:
         if name.startswith("baseline") and "10s" not in refs:
             log("the baseline capture failed: the lever rows have nothing to compare with")
 
-    def best_levers():
-        """The fastest 10 s row whose capture equals the baseline to bf16 rounding (rel. L2 < 2e-2)."""
+    def best(batch: int | None = 16):
+        """(levers, batch) of the fastest 10 s row (at `batch`, or any) whose capture equals the baseline to bf16
+        rounding (relative L2 < 2e-2)."""
         ok = [
-            (r["pairs_per_s"], r["levers"])
+            (r["pairs_per_s"], r["levers"], r["batch"])
             for r in rows["10s"].values()
             if "pairs_per_s" in r
+            and (batch is None or r["batch"] == batch)
             and (r["vs_baseline"] == "is the baseline" or r["vs_baseline"]["max_rel_l2"] < 2e-2)
         ]
-        return fast.Levers(**max(ok, key=lambda x: x[0])[1]) if ok else fast.Levers()
+        if not ok:
+            return fast.Levers(), 16
+        top = max(ok, key=lambda x: x[0])
+        return fast.Levers(**top[1]), top[2]
 
-    section("protocol", args.protocol_limit, lambda: protocol(m, args, res, best_levers(), scratch, cuda))
+    def best_levers():
+        return best()[0]
+
+    lv32 = best_levers()
+    guarded_row("10s", f"best batch-16 levers {lv32.describe()}, batch 32", lv32, 45, bs=32)
+    section("protocol", args.protocol_limit, lambda: protocol(m, args, res, *best(None), scratch, cuda))
     section("forward-pass methods", 60, lambda: forward_rows(m, args, res, cuda))
     section("generation", 75, lambda: generation(m, args, res, cuda))
     guarded_row("mix", "baseline (today's path)", L(), 45)
@@ -490,7 +500,7 @@ def sync_points(m, res: dict, exs, scratch: Path) -> None:
     res["sync_points_3_batches"] = out
 
 
-def protocol(m, args, res: dict, levers, scratch: Path, cuda: bool) -> None:
+def protocol(m, args, res: dict, levers, capture_batch: int, scratch: Path, cuda: bool) -> None:
     """The whole Table 1-3 protocol on N items, capture included: every default method, the 11-point alpha
     grid, K in {10, 20, 30}, 10 random-head seeds; 20% calibration, 80% evaluation; seconds per method."""
     from steer_audio.capture import fast
@@ -523,7 +533,7 @@ def protocol(m, args, res: dict, levers, scratch: Path, cuda: bool) -> None:
     with fast.install(m, levers):
         sync()
         t = time.perf_counter()
-        cache = run_capture(m, pexs, scratch / "protocol", batch_size=16, data_sha="protocol")
+        cache = run_capture(m, pexs, scratch / "protocol", batch_size=capture_batch, data_sha="protocol")
         sync()
         t_cap = time.perf_counter() - t
         registry.get = lambda name: Timed(orig_get(name))  # type: ignore[assignment]
@@ -546,6 +556,7 @@ def protocol(m, args, res: dict, levers, scratch: Path, cuda: bool) -> None:
         "seeds": cfg.seeds,
         "forward_batch": cfg.batch_size,
         "capture_levers": levers.describe(),
+        "capture_batch": capture_batch,
         "total_s": total,
         "capture_s": t_cap,
         "evaluate_s": t_eval,
@@ -663,7 +674,7 @@ def markdown(res: dict) -> str:
         if not rows:
             continue
         lines += [
-            f"## End-to-end `run_capture`, {title}, batch 16",
+            f"## End-to-end `run_capture`, {title} (batch 16 unless named)",
             "",
             "| levers | pairs/s | x baseline | wait / launch / sync / write s | same bytes as baseline |",
             "|---|---|---|---|---|",
@@ -690,7 +701,8 @@ def markdown(res: dict) -> str:
             f"## Whole Table 1-3 protocol, {p['items']} items ({p['calibration']} calibration)",
             "",
             f"{p['total_s']:.1f} s in all (target {p['target_s']} s): capture {p['capture_s']:.1f} s "
-            f"(levers {p['capture_levers']}), evaluate {p['evaluate_s']:.1f} s, of which discovery and the rest "
+            f"(levers {p['capture_levers']}, batch {p['capture_batch']}), evaluate {p['evaluate_s']:.1f} s, of which "
+            "discovery and the rest "
             f"{p['discovery_and_rest_s']:.1f} s. alpha grid {len(p['alpha_grid'])} points, K {p['K']}, "
             f"{p['seeds']} seeds, forward batch {p['forward_batch']}.",
             "",

@@ -177,8 +177,10 @@ def _features_on(m: Any, inst: Installed, device: str | None, stream: Any) -> No
     fe = m.processor.feature_extractor
     orig = fe._torch_extract_fbank_features
 
-    def extract(waveform: Any, device_: str = "cpu") -> Any:
-        dev = device or device_
+    target = device
+
+    def extract(waveform: Any, device: str = "cpu") -> Any:
+        dev = target or device
         if stream is not None and dev != "cpu":
             s = stream()
             with torch.cuda.stream(s):
