@@ -520,8 +520,13 @@ def protocol(m, args, res: dict, levers, capture_batch: int, scratch: Path, cuda
     orig_get = registry.get
 
     class Timed:
+        """A registry entry whose run is timed (every other attribute is the entry's own)."""
+
         def __init__(self, meth) -> None:
             self.meth = meth
+
+        def __getattr__(self, name):
+            return getattr(self.meth, name)
 
         def run(self, ctx):
             t = time.perf_counter()
