@@ -115,3 +115,19 @@ def test_shared_loop_runs_one_prefix_per_batch_and_equals_each_method_alone(
     torch.testing.assert_close(
         got_avs, batches.forward_curve(full, exs, data, avs_method._shared(full, ALPHAS)), **TOL
     )
+
+
+def test_batched_steps_under_eager_attention(tiny_eager, dataset_path, tmp_path):
+    """The step's additive 4D mask is right for eager attention too (added to the scores, not a bool mask)."""
+    _, data, b = _setup(tiny_eager, dataset_path, tmp_path)
+    m = tiny_eager
+    ev = envoys(m.lm, m.arch, m.geom, m.name)
+    sets = [forward.head_delta(data["dz"], list(HS1.heads), m.geom.n_layers)]
+    got = forward.head_level_logits(m.lm, ev, b.model_inputs, data["cand"], sets, ALPHAS)
+    want = forward.head_level_logits(m.lm, ev, b.model_inputs, data["cand"], sets, ALPHAS, reuse_prefix=False)
+    torch.testing.assert_close(got, want, **TOL)
+    v = avs.avs_vectors(data["resid_a"], data["resid_n"])
+    sched = avs.layer_schedule(m.geom.n_layers)
+    got = avs.avs_sweep(m.lm, ev, b.model_inputs, data["cand"], v, ALPHAS, sched)
+    want = avs.avs_sweep(m.lm, ev, b.model_inputs, data["cand"], v, ALPHAS, sched, reuse_prefix=False)
+    torch.testing.assert_close(got, want, **TOL)
