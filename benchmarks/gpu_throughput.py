@@ -783,7 +783,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=300.0, help="--suite: wall-time budget in seconds")
     ap.add_argument("--scratch", default="/tmp/steer-bench", help="--suite: where captures are written")
     ap.add_argument("--protocol-items", type=int, default=1000, help="--suite: items of the whole protocol")
-    ap.add_argument("--protocol-batch", type=int, default=32, help="--suite: forward-pass methods' batch")
+    ap.add_argument("--protocol-batch", type=int, default=64, help="--suite: forward-pass methods' batch")
     ap.add_argument("--protocol-limit", type=float, default=150.0, help="--suite: the protocol's time limit")
     ap.add_argument("--capture-items", type=int, default=128, help="--suite: 10 s pairs per capture row")
     ap.add_argument("--mix-items", type=int, default=64, help="--suite: 1-30 s pairs per capture row")
