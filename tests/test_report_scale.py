@@ -55,7 +55,7 @@ def test_scale_page_counts_significant_cells_per_projector(tmp_path: Path):
         in page
     )
     assert (
-        "better than the baseline at p < 0.05: 1 (projector, method) cells: silence/p0/head-guided (+10.0 pp)"
+        "better than the baseline at p < 0.05: 1 of 3 (run kind, projector, method) cells: silence/p0/head-guided (+10.0 pp)"
         in page
     )
     assert "worse than the baseline at p < 0.05: 1: silence/p1/head-guided (-5.0 pp)" in page

@@ -33,7 +33,12 @@ def load_runs(dirs: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def _label(run: Path, s: dict[str, Any]) -> str:
-    return f"{s['negative']}" if s.get("negative") else run.name
+    """The run's column label: its negative, or its folder's name where that names the negative and more
+    (`heldout-silence` beside `silence`: two runs of one negative on one page keep apart)."""
+    neg = s.get("negative")
+    if not neg:
+        return run.name
+    return run.name if run.name != neg and neg in run.name else str(neg)
 
 
 def _cell(r: dict[str, Any] | None) -> str:
@@ -52,7 +57,12 @@ def _cell(r: dict[str, Any] | None) -> str:
     return f"{100 * r['accuracy']:.2f}" + (f" ({ps})" if ps else "")
 
 
-def render_page(title: str, runs: list[tuple[Path, dict[str, Any]]], figure_prefix: str) -> str:
+def render_page(
+    title: str,
+    runs: list[tuple[Path, dict[str, Any]]],
+    figure_prefix: str,
+    figure_runs: set[str] | None = None,
+) -> str:
     if not runs:
         raise SteerAudioError("no run directories given")
     first = runs[0][1]
@@ -97,7 +107,7 @@ def render_page(title: str, runs: list[tuple[Path, dict[str, Any]]], figure_pref
         cells = [_cell(next((r for r in s["table"] if r["method"] == m), None)) for _, s in runs]
         out.append(f"| {m} | " + " | ".join(cells) + " |")
     for (run, s), lab in zip(runs, labels, strict=True):
-        figs = [f for f in FIGURES if (run / f).exists()]
+        figs = [f for f in FIGURES if (run / f).exists() and (figure_runs is None or lab in figure_runs)]
         out += ["", f"## Run: negative = {lab} (`{run}`)", ""]
         out += [f"![{lab} {f}]({figure_prefix}-{lab}-{f})" for f in figs if f == "tradeoff.png"]
         body = markdown.render(s).splitlines()
@@ -105,14 +115,17 @@ def render_page(title: str, runs: list[tuple[Path, dict[str, Any]]], figure_pref
     return "\n".join(out) + "\n"
 
 
-def write_page(title: str, dirs: list[Path], out: Path) -> Path:
-    """The page at `out`, figures copied beside it. Returns `out`."""
+def write_page(title: str, dirs: list[Path], out: Path, figure_runs: set[str] | None = None) -> Path:
+    """The page at `out`, figures copied beside it (only those of the runs labelled in `figure_runs`,
+    when given). Returns `out`."""
     runs = load_runs(dirs)
     prefix = out.stem
     for run, s in runs:
         lab = _label(run, s)
+        if figure_runs is not None and lab not in figure_runs:
+            continue
         for f in FIGURES:
             if (run / f).exists():
                 write_bytes(out.parent / f"{prefix}-{lab}-{f}", (run / f).read_bytes())
-    write_text(out, render_page(title, runs, prefix))
+    write_text(out, render_page(title, runs, prefix, figure_runs))
     return out

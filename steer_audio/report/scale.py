@@ -80,6 +80,7 @@ def render(title: str, runs: dict[str, dict[str, dict[str, Any]]], links: dict[s
     ]
     wins: list[str] = []
     losses: list[str] = []
+    n_cells = 0
     for kind in kinds:
         by = runs[kind]
         cols = [p for p in projs if p in by]
@@ -95,6 +96,7 @@ def render(title: str, runs: dict[str, dict[str, dict[str, Any]]], links: dict[s
                 r = _row(by[p], m)
                 if r is None or m == "baseline" or "mcnemar_vs_baseline" not in r:
                     continue
+                n_cells += 1
                 if r["mcnemar_vs_baseline"]["p_value"] < LEVEL:
                     (wins if r["accuracy"] > _row(by[p], "baseline")["accuracy"] else losses).append(  # type: ignore[index]
                         f"{kind}/{p}/{m} ({r.get('gain_pp', 0.0):+.1f} pp)"
@@ -134,7 +136,7 @@ def render(title: str, runs: dict[str, dict[str, dict[str, Any]]], links: dict[s
         "",
         "## Summary",
         "",
-        f"- better than the baseline at p < {LEVEL}: {len(wins)} (projector, method) cells"
+        f"- better than the baseline at p < {LEVEL}: {len(wins)} of {n_cells} (run kind, projector, method) cells"
         + (f": {'; '.join(wins)}" if wins else ""),
         f"- worse than the baseline at p < {LEVEL}: {len(losses)}"
         + (f": {'; '.join(losses)}" if losses else ""),
@@ -147,13 +149,15 @@ def render(title: str, runs: dict[str, dict[str, dict[str, Any]]], links: dict[s
     return "\n".join(out) + "\n"
 
 
-def write(root: Path, out: Path, title: str) -> Path:
+def write(root: Path, out: Path, title: str, figures: set[str] | None = None) -> Path:
+    """The page at `out` and each projector's page beside it; figures only of the run kinds in `figures`
+    (trade-off only, as on every page), all when None."""
     runs = collect(root)
     links: dict[str, str] = {}
     for proj in sorted({p for by in runs.values() for p in by}):
         dirs = [Path(root) / proj / k for k in _kinds(runs) if proj in runs[k]]
         page = out.parent / f"{out.stem}-{proj}.md"
-        write_page(f"{title}: projector {proj}", dirs, page)
+        write_page(f"{title}: projector {proj}", dirs, page, figures)
         links[proj] = page.name
     write_text(out, render(title, runs, links))
     return out
@@ -164,10 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("root", type=Path, help="ROOT/<projector>/<negative>/ evaluate run directories")
     ap.add_argument("--out", type=Path, required=True, help="the Markdown page to write")
     ap.add_argument("--title", default="results at scale")
+    ap.add_argument(
+        "--figures", default=None, help="comma-separated run kinds whose figures are kept (default: all)"
+    )
     a = ap.parse_args(argv)
     try:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        sys.stdout.write(f"{write(a.root, a.out, a.title)}\n")
+        figs = set(a.figures.split(",")) if a.figures else None
+        sys.stdout.write(f"{write(a.root, a.out, a.title, figs)}\n")
     except SteerAudioError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
