@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "HeadSteering": "steer_audio.steering",
     "Model": "steer_audio.api",
     "ResidualSteering": "steer_audio.steering",
+    "RunConfig": "steer_audio.config",
     "SteerAudioError": "steer_audio.errors",
     "Steering": "steer_audio.steering",
     "avs": "steer_audio.api",
@@ -53,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "load_steering": "steer_audio.steering",
     "make_example": "steer_audio.api",
     "option_logits": "steer_audio.api",
+    "run": "steer_audio.api",
     "single_layer": "steer_audio.api",
 }
 
@@ -65,6 +67,7 @@ __all__ = [
     "HeadSteering",
     "Model",
     "ResidualSteering",
+    "RunConfig",
     "SteerAudioError",
     "Steering",
     "avs",
@@ -78,6 +81,7 @@ __all__ = [
     "load_steering",
     "make_example",
     "option_logits",
+    "run",
     "single_layer",
 ]
 

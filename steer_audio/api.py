@@ -24,6 +24,7 @@ import torch
 from .capture.cache import CaptureData, Readout
 from .capture.prepare import PrepSpec, prepare_batch
 from .capture.run import all_candidate_ids, capture_order, run_capture, shard_info, shard_rows, trace_batch
+from .config import RunConfig
 from .data.audio import load_audio
 from .data.mmau import Example
 from .data.prompts import PromptSpec
@@ -433,3 +434,16 @@ def option_logits(
         c = candidate_ids(model.processor.tokenizer, e, model.prompt)
         out[i, : len(c)] = logits[i].float().cpu()[torch.tensor(c)]
     return out
+
+
+def run(cfg: RunConfig, out: str | Path, stage: str = "evaluate") -> dict[str, Any]:
+    """A whole `steer-audio discover` / `evaluate` run of `cfg` into the run directory `out`, cached and
+    resumable exactly as the CLI's (the CLI and recipes build the same `RunConfig`); returns summary.json.
+
+        sa.run(sa.RunConfig(model="mini", data="listen-bench", methods=["baseline", "head-guided"]), "runs/x")
+    """
+    from .pipeline import execute
+
+    if stage not in ("discover", "evaluate"):
+        raise SteerAudioError(f"stage {stage!r}: use 'discover' or 'evaluate'")
+    return execute(stage, cfg, Path(out))

@@ -128,8 +128,9 @@ def test_a_bad_recipe_alpha_is_one_clear_error(tmp_path):
 
 
 def test_the_pipeline_run_from_python_equals_the_cli_run(dataset_path, tmp_path):
-    """config.py's docstring: `execute(stage, RunConfig(...), out)` is the run `steer-audio evaluate` makes."""
-    from steer_audio.pipeline import execute
+    """config.py's docstring: `execute(stage, RunConfig(...), out)` is the run `steer-audio evaluate` makes;
+    the public `steer_audio.run(cfg, out)` is that call."""
+    import steer_audio as sa
 
     flags = [
         "--model", "tiny", "--data", str(dataset_path), "--calib-fraction", "0.5", "--k", "4", "--k-sweep",
@@ -148,9 +149,17 @@ def test_the_pipeline_run_from_python_equals_the_cli_run(dataset_path, tmp_path)
         methods=["head-guided"],
         batch_size=12,
     )
-    summary = execute("evaluate", cfg, tmp_path / "py")
+    summary = sa.run(cfg, tmp_path / "py")
     for name in ("predictions.jsonl", "splits.json", "heads.json"):
         assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
     tables = [json.loads((tmp_path / d / "summary.json").read_text())["table"] for d in ("py", "cli")]
     assert tables[0] == tables[1] and [r["method"] for r in tables[0]][:2] == ["baseline", "head-guided"]
     assert summary["config"]["methods"] == ["baseline", "head-guided"]
+
+
+def test_run_refuses_an_unknown_stage(tmp_path):
+    import steer_audio as sa
+
+    with pytest.raises(sa.SteerAudioError, match="stage 'train'"):
+        sa.run(sa.RunConfig(model="tiny", data="demo"), tmp_path, stage="train")
+    assert not any(tmp_path.iterdir())  # nothing written
