@@ -212,3 +212,26 @@ def test_plan_options_have_distinct_first_tokens() -> None:
     assert items == br.plan(br.BroadConfig(n_per_template=6), tok)  # deterministic
     assert items != br.plan(br.BroadConfig(n_per_template=6, seed=1), tok)
     json.dumps(items)  # plain data
+
+
+def test_cli_writes_the_broad_set_and_refuses_two_sets(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from steer_audio.cli import app
+
+    if not _tools_present():
+        pytest.skip(
+            "listen-broad needs sox, espeak-ng, flite, fluidsynth and wamerican (scripts/setup_mini.sh)"
+        )
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["bench", "--broad", "--heldout", "--out", str(tmp_path / "x"), "--no-check-tokens"]
+    )
+    assert res.exit_code != 0 and not (tmp_path / "x").exists()
+    res = runner.invoke(
+        app, ["bench", "--broad", "--n-broad", "1", "--out", str(tmp_path / "b"), "--no-check-tokens"]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["json_sha256"] == hashlib.sha256((tmp_path / "b" / lb.DATA_JSON).read_bytes()).hexdigest()
+    assert {t: c["neutral"] for t, c in out["counts"].items()} == dict.fromkeys(br.TEMPLATES, 1)

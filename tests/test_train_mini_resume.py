@@ -58,7 +58,9 @@ def test_interrupted_run_resumes_to_the_same_projector(bench, tmp_path, monkeypa
     steps_run: list[int] = []
     real_sample = tm.sample_batch
     monkeypatch.setattr(
-        trainer, "sample_batch", lambda tw, cfg, step: steps_run.append(step) or real_sample(tw, cfg, step)
+        trainer,
+        "sample_batch",
+        lambda tw, cfg, step, *extra: steps_run.append(step) or real_sample(tw, cfg, step, *extra),
     )
     tm.train(bench, tmp_path / "cut", CFG, resume=True)
     assert steps_run == [2, 3]  # it continued from the checkpoint instead of starting again
