@@ -193,7 +193,10 @@ def generation(m, args, res: dict, cuda: bool) -> None:
 
     out: dict = {"batch": bs, "new_tokens": n_new, "prompt_tokens": float(np.mean(b.n_tokens)), "rows": {}}
     for name, (st, inp) in runs.items():
-        timed(st, inp, 2)  # warm-up
+        # warm-up at the full length: the first run on a GPU otherwise pays one-time per-shape costs (attention
+        # kernel plans for every new KV length) inside its timing - the 2026-12-01 H200 run warmed up with 2
+        # tokens and its first row (unsteered) came out at 0.45x of the steered rows
+        timed(st, inp, n_new)
         t1, tn = timed(st, inp, 1), timed(st, inp, n_new)
         row = {
             "s": tn,
