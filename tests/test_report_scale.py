@@ -1,5 +1,6 @@
 """The cross-projector page: every finished run found, cells and the win/loss count from the summaries."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,15 @@ def test_scale_page_counts_significant_cells_per_projector(tmp_path: Path):
     write_json(tmp_path / "p1" / "silence" / "summary.json", _summary(0.50, 0.45, 0.03))
     write_json(tmp_path / "p1" / "floor" / "summary.json", _summary(0.50, 0.52, 0.40))
     (tmp_path / "p1" / "noise").mkdir()  # unfinished: no summary, left out
+    preds = [
+        {"id": f"b{i}-{cond}", "method": m, "correct": ok}
+        for i in range(4)
+        for m in ("baseline", "head-guided")
+        for cond, ok in (("neutral", True), ("misleading", i == 0), ("consistent", True))
+    ]
+    (tmp_path / "p0" / "silence" / "predictions.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in preds)
+    )
     runs = collect(tmp_path)
     assert {k: sorted(v) for k, v in runs.items()} == {"silence": ["p0", "p1"], "floor": ["p1"]}
     page = render("T", runs, {"p0": "T-p0.md", "p1": "T-p1.md"})
@@ -59,6 +69,10 @@ def test_scale_page_counts_significant_cells_per_projector(tmp_path: Path):
         in page
     )
     assert "worse than the baseline at p < 0.05: 1: silence/p1/head-guided (-5.0 pp)" in page
+    # neutral right on 4 bases, misleading on 1: gap 75 pp, 3 discordant pairs -> exact McNemar p = 0.25;
+    # p1 has no predictions.jsonl, so no row
+    assert "| p0 | 50.0 | 90.0 | 25.0 | +75.0 (n = 4) | 0.25 | 70.0 | – |" in page
+    assert "| p1 | 50.0 | 90.0 | 25.0 |" not in page
     assert "| p0 | 50.0 → 50.0 | 90.0 → 90.0 | 25.0 → 40.0 | 70.0 → 50.0 | 2.0 |" in page
 
 

@@ -11,11 +11,15 @@ baseline at p < 0.05. Every run's own page (`python -m steer_audio.report`) is w
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import SteerAudioError
+from ..evaluate.stats import mcnemar
 from ..io import SUMMARY, read_json, write_text
 from .markdown import LEVEL, verdict
 from .page import write_page
@@ -26,12 +30,12 @@ CONDITIONS = ("neutral", "consistent", "misleading")
 
 
 def collect(root: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """{kind: {projector: summary}} for every finished run under `root`."""
+    """{kind: {projector: summary}} for every finished run under `root` (each summary gets `_dir`)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for f in sorted(Path(root).glob(f"*/*/{SUMMARY}")):
         s = read_json(f)
         if "table" in s:
-            out.setdefault(f.parent.name, {})[f.parent.parent.name] = s
+            out.setdefault(f.parent.name, {})[f.parent.parent.name] = s | {"_dir": str(f.parent)}
     if not out:
         raise SteerAudioError(f"{root}: no finished evaluate runs (<projector>/<negative>/{SUMMARY})")
     return out
@@ -58,6 +62,32 @@ def _cell(r: dict[str, Any] | None) -> str:
         if x
     )
     return f"{star}{100 * r['accuracy']:.1f} ({r.get('gain_pp', 0.0):+.1f}; {ps}){star}"
+
+
+def text_dominance(run_dir: Path) -> dict[str, Any] | None:
+    """The baseline's neutral vs misleading twins of one run, paired by base item (predictions.jsonl):
+    accuracy of each, the gap, and McNemar p. None when the run has no such twins."""
+    f = Path(run_dir) / "predictions.jsonl"
+    if not f.is_file():
+        return None
+    by: dict[str, dict[str, bool]] = {}
+    for line in f.read_text().splitlines():
+        r = json.loads(line)
+        if r["method"] != "baseline":
+            continue
+        base, _, cond = r["id"].rpartition("-")
+        by.setdefault(base, {})[cond] = bool(r["correct"])
+    pairs = [(v["neutral"], v["misleading"]) for v in by.values() if "neutral" in v and "misleading" in v]
+    if not pairs:
+        return None
+    a = np.array(pairs, dtype=int)
+    return {
+        "n_pairs": len(pairs),
+        "neutral": float(a[:, 0].mean()),
+        "misleading": float(a[:, 1].mean()),
+        "gap_pp": 100 * float(a[:, 0].mean() - a[:, 1].mean()),
+        "mcnemar": mcnemar(a[:, 0], a[:, 1]),
+    }
 
 
 def _row(s: dict[str, Any], method: str) -> dict[str, Any] | None:
@@ -101,6 +131,24 @@ def render(title: str, runs: dict[str, dict[str, dict[str, Any]]], links: dict[s
                     (wins if r["accuracy"] > _row(by[p], "baseline")["accuracy"] else losses).append(  # type: ignore[index]
                         f"{kind}/{p}/{m} ({r.get('gain_pp', 0.0):+.1f} pp)"
                     )
+        out += ["", "Text dominance of the unsteered model (baseline, paired by base item):", ""]
+        out += [
+            "| projector | neutral | consistent | misleading | gap neutral − misleading (pp) | McNemar p | "
+            "prior-follow (misleading) | silence twins: accuracy / hint followed |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for p in cols:
+            b = _row(by[p], "baseline")
+            td = text_dominance(Path(by[p].get("_dir", "")))
+            if b is None or td is None or "by_condition" not in b:
+                continue
+            bc, dg = b["by_condition"], b.get("diagnostic", {}).get("silence", {})
+            sil = f"{100 * dg['accuracy']:.1f} / {100 * dg['hint_followed']:.1f}" if dg else "–"
+            out.append(
+                f"| {p} | {100 * bc.get('neutral', float('nan')):.1f} | {100 * bc.get('consistent', float('nan')):.1f} | "
+                f"{100 * bc.get('misleading', float('nan')):.1f} | {td['gap_pp']:+.1f} (n = {td['n_pairs']}) | "
+                f"{td['mcnemar']['p_value']:.2g} | {100 * b.get('prior_follow_misleading', float('nan')):.1f} | {sil} |"
+            )
         out += ["", "Per condition, baseline → head-guided (chosen α):", ""]
         out += [
             "| projector | " + " | ".join(CONDITIONS) + " | prior-follow (misleading) | α |",
