@@ -18,6 +18,7 @@ from ..data.prompts import candidate_ids
 from ..errors import SteerAudioError
 from ..models.loaded import LoadedModel
 from ..progress import bar
+from . import prefix
 from .cache import CaptureCache
 from .inputs import MAX_OPTIONS
 from .prepare import PrepSpec, prepare_batch
@@ -178,14 +179,22 @@ ROW_OUTPUTS = ("resid", "z", "mass", "cand_logits")
 
 
 def trace_batch(
-    m: LoadedModel, ev: Any, b: Any, ro: torch.Tensor | None = None, dedupe: bool = True
+    m: LoadedModel,
+    ev: Any,
+    b: Any,
+    ro: torch.Tensor | None = None,
+    dedupe: bool = True,
+    share_prefix: bool = True,
 ) -> dict[str, torch.Tensor]:
     """The capture trace on one encoded batch, inputs placed for the model (local or remote).
 
     Under `torch.no_grad()`: a capture never needs a backward pass, and without the autograd graph the forward
     is faster on the CPU with bit-identical outputs (benchmarks/mini_cpu_speed.py --capture). With `dedupe`, a
     negative row whose input equals its audio row (an all-zero clip under the silence negative: listen-bench's
-    silence twins, a quarter of its items) is not traced twice: the audio row's outputs are used for both."""
+    silence twins, a quarter of its items) is not traced twice: the audio row's outputs are used for both.
+    With `share_prefix` (local float32 runs, capture/prefix.py), rows that agree through their last audio
+    token (one clip under several prompts; the silence negatives of one length) run that prefix once: the
+    same numbers up to float rounding."""
     dev = m.trace_device
     src = _duplicate_rows(b) if dedupe else None
     if src is not None:
@@ -194,7 +203,11 @@ def trace_batch(
         inputs = m.model_inputs(b.model_inputs, b.row_keys)
         # non_blocking: from pageable memory the driver stages the bytes at once, without waiting for the device
         am, cand = b.audio_mask.to(dev, non_blocking=True), b.cand.to(dev, non_blocking=True)
-        out = capture_trace(m.lm, ev, m.geom, inputs, am, cand, m.remote, ro)
+        shared = prefix.share(m, inputs, am) if share_prefix and prefix.applies(m) else None
+        past = None
+        if shared is not None:
+            inputs, am, past = shared.inputs, shared.audio_mask, shared.past_keys
+        out = capture_trace(m.lm, ev, m.geom, inputs, am, cand, m.remote, ro, past)
     if src is not None:
         out = {k: (v[index.to(v.device)] if k in ROW_OUTPUTS else v) for k, v in out.items()}
     return out

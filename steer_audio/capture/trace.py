@@ -105,11 +105,14 @@ def capture_trace(
     cand: torch.Tensor,
     remote: bool | str = False,
     readout_ids: torch.Tensor | None = None,
+    past_keys: list[torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run one batch; returns per-row tensors: resid [N,L,d], z [N,L,H,dh], mass [N,L,H], cand_logits [N,O].
 
     With `readout_ids`, also the final norm's weight and the lm_head rows of those tokens (what cached
-    steering needs to score options without the model; read inside the trace so it works remotely)."""
+    steering needs to score options without the model; read inside the trace so it works remotely).
+    With `past_keys` (capture/prefix.py: the model inputs are suffixes run against a cache of shared
+    prefixes), layer l's keys are `past_keys[l]` followed by the suffix's own; masks cover both."""
     kmasks = key_masks(model_inputs["attention_mask"], geom.windows)
     scalings = [float(m.scaling) for m in ev.attn_modules]
     softcaps = [getattr(m.config, "attn_logit_softcapping", None) for m in ev.attn_modules]
@@ -118,6 +121,8 @@ def capture_trace(
         resid, zs, mass = [], [], []
         for i in range(geom.n_layers):
             q, k = ev.rope[i].output
+            if past_keys is not None:
+                k = torch.cat([past_keys[i], k], 2)
             mass.append(last_row_audio_mass(q, k, kmasks[i], audio_mask, scalings[i], softcaps[i]))
             zs.append(ev.o_proj[i].input[:, -1].reshape(n, h, dh))
             resid.append(ev.layers[i].output[:, -1])

@@ -8,7 +8,8 @@ Qwen2-Audio, 10 s for `mini`) and masks the padded keys. Two facts make most of 
   encoder modules on the first ``2 * n_valid + 1`` mel frames, with the same key mask, gives the same
   features (up to float rounding of smaller matrix shapes). A 10-s clip costs a third of a 30-s window.
 * **Repeated inputs.** The silence negative of a given length has one fixed input (all-zero audio), so
-  its encoder output is computed once per length and reused (`row_keys`).
+  its encoder output is computed once per length and reused (`row_keys`). Within a batch, rows with the
+  same log-mel input (one clip under several prompts, e.g. listen-bench's twins) are encoded once.
 
 The result is handed to the model as ``inputs_embeds`` (token embeddings with the projected audio
 features scattered into the ``<|AUDIO|>`` positions, exactly what the model's forward does), so every
@@ -19,6 +20,7 @@ does the encoding.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import torch
@@ -76,11 +78,12 @@ class AudioEmbedder:
         n = ids.shape[0]
         if row_keys is not None and len(row_keys) != n:
             raise SteerAudioError(f"row_keys has {len(row_keys)} entries for {n} rows")
-        # a keyed row's encoder input is fixed by its key and its length; an unkeyed row is its own source
-        keys = [f"row:{i}" for i in range(n)]
+        # a keyed row's encoder input is fixed by its key and its length; an unkeyed row by its features, so
+        # rows of one batch with the same clip (listen-bench's twins: one clip under three prompts) share one
         n_mel = lengths["n_mel"] if lengths is not None else fmask.sum(-1).tolist()
+        keys = [content_key(feats, i, int(n_mel[i])) for i in range(n)]
         if row_keys is not None and any(k is not None for k in row_keys):
-            keys = [f"row:{i}" if k is None else f"{k}:{int(n_mel[i])}" for i, k in enumerate(row_keys)]
+            keys = [keys[i] if k is None else f"{k}:{int(n_mel[i])}" for i, k in enumerate(row_keys)]
         found = {k: self.memo[k] for k in set(keys) if k in self.memo}
         first = {k: i for i, k in reversed(list(enumerate(keys))) if k not in found}
         if first:
@@ -88,7 +91,7 @@ class AudioEmbedder:
             encoded = self.encode(feats[todo], fmask[todo], [int(n_mel[i]) for i in todo])
             for i, f in zip(todo, encoded, strict=True):
                 found[keys[i]] = f
-                if not keys[i].startswith("row:") and len(self.memo) < self.max_memo:
+                if not keys[i].startswith(("row:", "feat:")) and len(self.memo) < self.max_memo:
                     self.memo[keys[i]] = f.clone()  # not a view of the whole batch
         per_row = [found[k] for k in keys]
         audio = ids == self.audio_token_id
@@ -113,6 +116,15 @@ class AudioEmbedder:
         x, out_len = tower_on_clip_length(self.tower, feats, fmask, n_mel=n_mel)
         x = self.projector(x)
         return [x[i, : int(out_len[i])] for i in range(x.shape[0])]
+
+
+def content_key(feats: torch.Tensor, i: int, n_mel: int) -> str:
+    """Row i's key within one batch: a digest of its log-mel input (host tensors), or the row itself when the
+    features are on a device (hashing them there would wait for it). Not kept across batches."""
+    if feats.is_cuda:
+        return f"row:{i}"
+    raw = feats[i].contiguous().view(torch.uint8).numpy().tobytes()
+    return f"feat:{hashlib.blake2b(raw, digest_size=16).hexdigest()}:{n_mel}"
 
 
 def tower_on_clip_length(
