@@ -10,6 +10,7 @@ the projector we train ships in ``steer_audio/assets/<model>/``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -223,10 +224,18 @@ def require_cache(cache: Path, name: str, setup: str, error: type[Exception] = S
 
 
 def load_tokenizer(cache: Path) -> Any:
-    """The cache's tokenizer (left padding: the next token follows every prompt)."""
+    """The cache's tokenizer (left padding: the next token follows every prompt). Read once per folder and
+    process (about 4 s each for Gemma's 262k vocabulary; the model and its processor both ask for it)."""
+    folder = cache / TOKENIZER_DIR
+    stamp = [(f.name, f.stat().st_mtime_ns) for f in sorted(folder.glob("*"))] if folder.is_dir() else []
+    return _load_tokenizer(str(folder), tuple(stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer(folder: str, stamp: tuple[tuple[str, int], ...]) -> Any:
     from transformers import PreTrainedTokenizerFast
 
-    tok = PreTrainedTokenizerFast.from_pretrained(str(cache / TOKENIZER_DIR), local_files_only=True)
+    tok = PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
     tok.padding_side = "left"
     return tok
 
