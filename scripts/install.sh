@@ -16,7 +16,9 @@ if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import ensurepip, venv"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${BASE_PKGS[@]}" >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-if ! .venv/bin/python -c "import steer_audio, nnsight, pytest" 2>/dev/null || [ "${FORCE_INSTALL:-0}" = 1 ]; then
+# installed? (find_spec, not import: importing nnsight imports torch, seconds on 2 cores)
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('steer_audio', 'nnsight', 'torch', 'pytest')))" 2>/dev/null \
+  || [ "${FORCE_INSTALL:-0}" = 1 ]; then
   .venv/bin/pip install -q torch==2.13.0
   .venv/bin/pip install -q -e ".[$extras]"
 fi

