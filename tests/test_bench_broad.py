@@ -19,6 +19,7 @@ import soundfile as sf
 from steer_audio.bench import broad as br
 from steer_audio.bench import heldout as ho
 from steer_audio.bench import listen_bench as lb
+from steer_audio.bench.items import base_items, twin_rows
 
 CFG = br.BroadConfig(n_per_template=2)
 
@@ -29,13 +30,11 @@ def _tools_present() -> bool:
 
 
 def _generate(out: Path) -> tuple[dict, list[list[str]]]:
-    """Generate with every external command recorded (they all go through listen-bench's tool runner:
-    ``listen_bench._run``, which is ``sounds.run_tool`` where the bench code is split into modules)."""
+    """Generate with every external command recorded (they all go through listen-bench's tool runner,
+    ``bench.sounds.run_tool``)."""
     calls: list[list[str]] = []
     mp = pytest.MonkeyPatch()
-    targets = [(lb, "_run")]
-    if importlib.util.find_spec("steer_audio.bench.sounds") is not None:
-        targets.append((importlib.import_module("steer_audio.bench.sounds"), "run_tool"))
+    targets = [(importlib.import_module("steer_audio.bench.sounds"), "run_tool")]
     for mod, name in targets:
         real = getattr(mod, name)
         mp.setattr(mod, name, lambda cmd, real=real: (calls.append(list(cmd)), real(cmd))[1])
@@ -128,7 +127,7 @@ def test_no_heldout_source_file_or_word_is_used(broad) -> None:
 
 def test_rows_are_listen_bench_training_rows(broad) -> None:
     out, man, _ = broad
-    lb_row = lb._rows(lb._base_items(lb.BenchConfig(n_train=1, n_calib=0, n_test=0))[0])[0]
+    lb_row = twin_rows(base_items(lb.BenchConfig(n_train=1, n_calib=0, n_test=0))[0])[0]
     rows = lb.load_items(out)
     assert len(rows) == 4 * 2 * len(br.TEMPLATES)
     heldout_questions = {q for _, q in ho.QUESTIONS.values()}

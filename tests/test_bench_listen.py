@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from steer_audio.bench import listen_bench as lb
+from steer_audio.bench.items import base_items, twin_rows
 
 TOOLS = ("sox", "espeak-ng", "fluidsynth")
 needs_tools = pytest.mark.skipif(
@@ -98,7 +99,7 @@ def test_twins_and_silence(small_bench: Path) -> None:
 
 
 def test_balance_and_disjoint_splits() -> None:
-    plan = lb._base_items(lb.BenchConfig())
+    plan = base_items(lb.BenchConfig())
     for split in lb.SPLITS:
         for t in lb.TEMPLATES:
             items = [b for b in plan if b["split"] == split and b["template"] == t]
@@ -130,6 +131,6 @@ def test_first_tokens_distinct_under_gemma() -> None:
     if not assemble.is_set_up():
         pytest.skip("mini cache absent; run scripts/setup_mini.sh")
     tok = assemble.load_tokenizer()
-    plan = lb._base_items(lb.BenchConfig())
-    rows = [r for b in plan for r in lb._rows(b)]
+    plan = base_items(lb.BenchConfig())
+    rows = [r for b in plan for r in twin_rows(b)]
     lb.check_choice_tokens(rows, tok)

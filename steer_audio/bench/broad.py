@@ -39,6 +39,8 @@ import numpy as np
 from ..io import sha256_file, write_text
 from . import heldout as ho
 from . import listen_bench as lb
+from . import sounds as snd
+from .items import derive_seed
 
 GENERATOR_VERSION = "listen-broad-1"
 DATASET = "listen-broad"
@@ -287,7 +289,7 @@ def _options(
 
 
 def _plan_item(t: BroadTemplate, i: int, cfg: BroadConfig, pool: list[str], tokenizer: object | None) -> dict:
-    rng = np.random.default_rng(lb._seed(cfg.seed, "broad", t.name, i, "plan"))
+    rng = np.random.default_rng(derive_seed(cfg.seed, "broad", t.name, i, "plan"))
     item: dict = {"template": t.name, "index": i, "base": f"broad-{t.name.removeprefix('broad-')}-{i:04d}"}
     if t.name == "broad-word":
         answer = pool[int(rng.integers(0, len(pool)))]
@@ -311,7 +313,7 @@ def _plan_item(t: BroadTemplate, i: int, cfg: BroadConfig, pool: list[str], toke
         choices = _options(rng, tokenizer, answer, lambda: _pick(rng, pool, 1, set(spoken))[0], "word")
     elif t.name in ("broad-instrument", "broad-sound"):
         labels = tuple(GM_INSTRUMENTS) if t.name == "broad-instrument" else SOUNDS
-        answer = labels[(i + int(lb._seed(cfg.seed, t.name)) % len(labels)) % len(labels)]
+        answer = labels[(i + int(derive_seed(cfg.seed, t.name)) % len(labels)) % len(labels)]
         item["text"] = None
         choices = _options(rng, tokenizer, answer, lambda: labels[int(rng.integers(0, len(labels)))], t.name)
     else:
@@ -324,7 +326,7 @@ def _plan_item(t: BroadTemplate, i: int, cfg: BroadConfig, pool: list[str], toke
     train_hints = lb.HINT_VARIANTS["train"]
     item["hint_variant"] = train_hints[i % len(train_hints)]
     item["snr_db"] = round(float(rng.uniform(*t.snr_db)), 2)
-    item["audio_seed"] = lb._seed(cfg.seed, "broad", t.name, i, "audio")
+    item["audio_seed"] = derive_seed(cfg.seed, "broad", t.name, i, "audio")
     return item
 
 
@@ -365,12 +367,12 @@ def _speak(rng: np.random.Generator, work: Path, text: str) -> tuple[np.ndarray,
         variant = ESPEAK_VARIANTS[int(rng.integers(0, len(ESPEAK_VARIANTS)))]
         voice = f"{accent}+{variant}"
         speed, pitch = int(rng.integers(130, 200)), int(rng.integers(20, 80))
-        lb._run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), text])
+        snd.run_tool(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), text])
         desc = f"espeak-ng {voice} s{speed} p{pitch}"
     else:
         name = FLITE_VOICES[int(rng.integers(0, len(FLITE_VOICES)))]
         stretch = f"{rng.uniform(0.8, 1.25):.2f}"
-        lb._run(
+        snd.run_tool(
             ["flite", "-voice", name, "--setf", f"duration_stretch={stretch}", "-t", text, "-o", str(raw)]
         )
         desc = f"flite {name} x{stretch}"
@@ -382,7 +384,7 @@ def _speak(rng: np.random.Generator, work: Path, text: str) -> tuple[np.ndarray,
     ch = _channel(rng)
     if ch:
         desc += " " + ch[0]
-    y = lb._sox_to_16k(raw, out, [*effects, *ch])
+    y = snd.sox_to_16k(raw, out, [*effects, *ch])
     nz = np.nonzero(np.abs(y) > 1e-4)[0]
     return (y[nz[0] : nz[-1] + 1] if nz.size else y), desc
 
@@ -466,7 +468,7 @@ def _instrument(rng: np.random.Generator, work: Path, label: str) -> np.ndarray:
     base = 48 + 12 * int(rng.integers(0, 3)) if label not in ("tuba", "bass", "bassoon", "timpani") else 40
     notes = [base + scale[int(rng.integers(0, len(scale)))] for _ in range(int(rng.integers(3, 7)))]
     step = float(rng.uniform(0.25, 0.45))
-    return lb._fluidsynth(
+    return snd.fluidsynth(
         work, GM_INSTRUMENTS[label], [(p, i * step, step * 0.9) for i, p in enumerate(notes)]
     )
 
@@ -517,7 +519,7 @@ def _rows(it: dict) -> list[dict]:
 
 
 def _tool_versions() -> dict[str, str]:
-    out = lb._tool_versions()
+    out = snd.tool_versions()
     try:
         res = subprocess.run(["flite", "--version"], capture_output=True, text=True, check=False)
         out["flite"] = [ln for ln in (res.stdout + res.stderr).splitlines() if "version" in ln][0].strip()
@@ -566,10 +568,10 @@ def generate(
             rng = np.random.default_rng(it["audio_seed"])
             event, voice = _event(it, rng, work)
             spoken[it["base"]] = {"text": it["text"], "voice": voice}
-            y = lb._finish(event, rng, it["snr_db"], len(event) / SR + float(rng.uniform(0.3, 1.0)))
+            y = snd.finish(event, rng, it["snr_db"], len(event) / SR + float(rng.uniform(0.3, 1.0)))
             for name, sig in ((it["base"], y), (it["base"] + "-silence", np.zeros_like(y))):
                 wav = out_dir / lb.AUDIO_DIR / f"{name}.wav"
-                lb._write_wav(wav, sig)
+                snd.write_wav(wav, sig)
                 files[f"{lb.AUDIO_DIR}/{wav.name}"] = sha256_file(wav)
             if progress is not None:
                 progress(k + 1, len(items))
@@ -587,7 +589,7 @@ def generate(
             "sha256": sha256_file(WORDS_FILE),
         }
     if any(it["template"] == "broad-instrument" for it in items):
-        sf2 = lb._soundfont()
+        sf2 = snd.soundfont()
         sources["soundfont"] = {"path": str(sf2), "package": "timgm6mb-soundfont", "sha256": sha256_file(sf2)}
     manifest = {
         "generator": GENERATOR_VERSION,

@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import SteerAudioError
 from ..io import sha256_file, write_text
 from . import listen_bench as lb
+from . import sounds as snd
 
 GENERATOR_VERSION = "listen-heldout-1"
 SPLIT = "heldout"
@@ -223,10 +224,10 @@ def generate(
     files: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="listen-heldout-") as tmp:
         for k, it in enumerate(plan):
-            y = lb._sox_to_16k(it["file"], Path(tmp) / "a16.wav")[: int(MAX_S * lb.SR)]
+            y = snd.sox_to_16k(it["file"], Path(tmp) / "a16.wav")[: int(MAX_S * lb.SR)]
             for name, sig in ((it["base"], y), (it["base"] + "-silence", np.zeros_like(y))):
                 wav = out_dir / lb.AUDIO_DIR / f"{name}.wav"
-                lb._write_wav(wav, sig)
+                snd.write_wav(wav, sig)
                 files[f"{lb.AUDIO_DIR}/{wav.name}"] = sha256_file(wav)
             if progress is not None:
                 progress(k + 1, len(plan))

@@ -48,7 +48,6 @@ from .items import (
     base_items,
     check_choice_tokens,
     choice_token_ids,
-    derive_seed,
     twin_rows,
 )
 from .sounds import ALLISON_DIR, MAX_S, SOUNDFONT_CANDIDATES, SR
@@ -60,11 +59,6 @@ GENERATOR_VERSION = "listen-bench-1"
 DATA_JSON = "listen-bench.json"
 MANIFEST_JSON = "manifest.json"
 LICENSES_MD = "LICENSES.md"
-
-# the names other modules and tests reach through this one (they were defined here before the split)
-_seed, _base_items, _rows = derive_seed, base_items, twin_rows
-_run, _sox_to_16k, _finish, _write_wav = snd.run_tool, snd.sox_to_16k, snd.finish, snd.write_wav
-_fluidsynth, _soundfont, _tool_versions = snd.fluidsynth, snd.soundfont, snd.tool_versions
 
 
 def build_prompt(item: dict) -> str:
