@@ -39,10 +39,13 @@ def _needed_files() -> list[Path]:
     sys.path.insert(0, str(Path(__file__).parent))
     parts = importlib.import_module("test_mini_parts")
     files += [v for v in vars(parts).values() if isinstance(v, Path) and str(v).startswith("/usr/")]
+    from steer_audio.bench import broad
+
+    files.append(Path(os.path.realpath(broad.WORDS_FILE)))  # listen-broad's word list (wamerican)
     return files
 
 
-TOOLS = ("sox", "espeak-ng", "fluidsynth")
+TOOLS = ("sox", "espeak-ng", "fluidsynth", "flite")  # flite: listen-broad's second speech engine
 
 
 def _dpkg_owner(path: Path) -> str:
