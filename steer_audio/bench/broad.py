@@ -40,7 +40,7 @@ from ..io import sha256_file, write_text
 from . import heldout as ho
 from . import listen_bench as lb
 from . import sounds as snd
-from .items import derive_seed
+from .items import derive_seed, first_tokens_distinct
 
 GENERATOR_VERSION = "listen-broad-1"
 DATASET = "listen-broad"
@@ -254,13 +254,6 @@ def word_pool(tokenizer: object | None = None, words_file: Path = WORDS_FILE) ->
 # the plan (no audio)
 
 
-def _first_tokens_distinct(tokenizer: object | None, choices: Sequence[str]) -> bool:
-    if tokenizer is None:
-        return True
-    firsts = [tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]  # type: ignore[operator]
-    return len(set(firsts)) == len(firsts)
-
-
 def _pick(rng: np.random.Generator, pool: Sequence[str], k: int, avoid: set[str]) -> list[str]:
     out: list[str] = []
     while len(out) < k:
@@ -283,7 +276,7 @@ def _options(
             c = make_wrong()
             if c not in choices:
                 choices.append(c)
-        if _first_tokens_distinct(tokenizer, choices):
+        if first_tokens_distinct(tokenizer, choices):
             return choices
     raise BroadError(f"no four options with distinct first tokens for {what} {answer!r}")
 

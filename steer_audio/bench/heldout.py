@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from ..errors import SteerAudioError
 from ..io import sha256_file, write_text
 from . import listen_bench as lb
 from . import sounds as snd
+from .items import first_tokens_distinct
 
 GENERATOR_VERSION = "listen-heldout-1"
 SPLIT = "heldout"
@@ -133,7 +134,7 @@ def _plan(tokenizer: object | None, seed: int) -> list[dict]:
             others = [t for t in texts if t != ans]
             for _ in range(50):
                 choices = [ans, *(others[int(i)] for i in rng.choice(len(others), 3, replace=False))]
-                if _distinct_first_tokens(tokenizer, choices):
+                if first_tokens_distinct(tokenizer, choices):
                     break
             else:
                 continue
@@ -146,7 +147,7 @@ def _plan(tokenizer: object | None, seed: int) -> list[dict]:
         for ans in [mine[int(j)] for j in rng.permutation(len(mine))[:4]]:
             for _ in range(50):
                 choices = [ans, *(others[int(j)] for j in rng.choice(len(others), 3, replace=False))]
-                if _distinct_first_tokens(tokenizer, choices):
+                if first_tokens_distinct(tokenizer, choices):
                     break
             else:
                 continue
@@ -158,13 +159,6 @@ def _plan(tokenizer: object | None, seed: int) -> list[dict]:
         it["hint_variant"] = int(rng.integers(0, len(HINTS)))
         it["base"] = f"{SPLIT}-{it['template']}-{n:03d}"
     return items
-
-
-def _distinct_first_tokens(tokenizer: object | None, choices: Sequence[str]) -> bool:
-    if tokenizer is None:
-        return True
-    firsts = [tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]  # type: ignore[operator]
-    return len(set(firsts)) == len(firsts)
 
 
 QUESTIONS = {

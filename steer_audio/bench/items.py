@@ -142,6 +142,14 @@ def choice_token_ids(tokenizer: object, choices: Sequence[str]) -> list[int]:
     return ids
 
 
+def first_tokens_distinct(tokenizer: object | None, choices: Sequence[str]) -> bool:
+    """Whether the choices' first tokens all differ (always True without a tokenizer)."""
+    if tokenizer is None:
+        return True
+    ids = choice_token_ids(tokenizer, choices)
+    return len(set(ids)) == len(ids)
+
+
 def check_choice_tokens(rows: Sequence[dict], tokenizer: object) -> None:
     """Fail loudly if two choices of an item share their first token."""
     bad = []
