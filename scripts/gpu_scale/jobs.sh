@@ -3,7 +3,7 @@
 # has the headline): every projector under the paper's digital silence, then the held-out check, then the
 # matched noise floor, then noise, shuffle and drop. Prints one "NAME MODEL DATA NEGATIVE K KSWEEP" line per job.
 #
-# Fixed before any at-scale number came in (2026-12-01, 23:30 UTC):
+# Fixed before any at-scale number came in (written 2026-12-01 23:16 UTC, commit 26294ea; the GPU ran from 23:27):
 #   * projectors: mini (p0 = the shipped one, s1, s2 = two more seeds of its recipe); qmini (F-s0 shipped, F-s1,
 #     F-s2: first-token scoring, no hint rows);
 #   * K = 8 for mini (72 heads; the main job's K), K = 20 for qmini (the paper's K), sweep 4,8,12 / 10,20,30;
