@@ -40,7 +40,7 @@ from ..io import sha256_file, write_text
 from . import heldout as ho
 from . import listen_bench as lb
 from . import sounds as snd
-from .items import derive_seed, first_tokens_distinct
+from .items import derive_seed, difficulty, first_tokens_distinct, twins
 
 GENERATOR_VERSION = "listen-broad-1"
 DATASET = "listen-broad"
@@ -476,39 +476,19 @@ def _event(item: dict, rng: np.random.Generator, work: Path) -> tuple[np.ndarray
 
 def _rows(it: dict) -> list[dict]:
     t = TEMPLATES[it["template"]]
-    hint = lb.HINTS[it["hint_variant"]]
-    rows = []
-    for cond in lb.CONDITIONS:
-        if cond == "neutral":
-            q, prior = it["question"], None
-        elif cond == "consistent":
-            q, prior = hint.format(h=it["answer"]) + " " + it["question"], it["answer"]
-        else:  # misleading and silence share the misleading text
-            q, prior = hint.format(h=it["prior"]) + " " + it["question"], it["prior"]
-        audio = f"./{lb.AUDIO_DIR}/{it['base']}{'-silence' if cond == 'silence' else ''}.wav"
-        rows.append(
-            {
-                "id": f"{it['base']}-{cond}",
-                "audio_id": audio,
-                "question": q,
-                "choices": list(it["choices"]),
-                "answer": it["answer"],
-                "dataset": DATASET,
-                "task": t.task,
-                "split": SPLIT,
-                "category": t.category,
-                "sub-category": t.sub_category,
-                "difficulty": "hard" if it["snr_db"] < 3 else ("medium" if it["snr_db"] < 10 else "easy"),
-                "prior_choice": prior,
-                "condition": cond,
-                "twin_of": f"{it['base']}-neutral",
-                "template": it["template"],
-                "source": t.source,
-                "hint_variant": None if cond == "neutral" else it["hint_variant"],
-                "snr_db": it["snr_db"],
-            }
-        )
-    return rows
+    return twins(
+        it,
+        lb.HINTS[it["hint_variant"]],
+        it["question"],
+        dataset=DATASET,
+        task=t.task,
+        split=SPLIT,
+        category=t.category,
+        sub_category=t.sub_category,
+        difficulty=difficulty(it["snr_db"]),
+        source=t.source,
+        snr_db=it["snr_db"],
+    )
 
 
 def _tool_versions() -> dict[str, str]:

@@ -31,7 +31,7 @@ from ..errors import SteerAudioError
 from ..io import sha256_file, write_text
 from . import listen_bench as lb
 from . import sounds as snd
-from .items import first_tokens_distinct
+from .items import first_tokens_distinct, twins
 
 GENERATOR_VERSION = "listen-heldout-1"
 SPLIT = "heldout"
@@ -170,39 +170,19 @@ QUESTIONS = {
 
 def _rows(it: dict) -> list[dict]:
     task, question = QUESTIONS[it["template"]]
-    hint = HINTS[it["hint_variant"]]
-    rows = []
-    for cond in lb.CONDITIONS:
-        if cond == "neutral":
-            q, prior = question, None
-        elif cond == "consistent":
-            q, prior = hint.format(h=it["answer"]) + " " + question, it["answer"]
-        else:
-            q, prior = hint.format(h=it["prior"]) + " " + question, it["prior"]
-        audio = f"./{lb.AUDIO_DIR}/{it['base']}{'-silence' if cond == 'silence' else ''}.wav"
-        rows.append(
-            {
-                "id": f"{it['base']}-{cond}",
-                "audio_id": audio,
-                "question": q,
-                "choices": list(it["choices"]),
-                "answer": it["answer"],
-                "dataset": "listen-heldout",
-                "task": task,
-                "split": SPLIT,
-                "category": "real speech",
-                "sub-category": it["template"],
-                "difficulty": "real",
-                "prior_choice": prior,
-                "condition": cond,
-                "twin_of": f"{it['base']}-neutral",
-                "template": it["template"],
-                "source": str(it["file"].name),
-                "hint_variant": None if cond == "neutral" else it["hint_variant"],
-                "snr_db": None,
-            }
-        )
-    return rows
+    return twins(
+        it,
+        HINTS[it["hint_variant"]],
+        question,
+        dataset="listen-heldout",
+        task=task,
+        split=SPLIT,
+        category="real speech",
+        sub_category=it["template"],
+        difficulty="real",
+        source=str(it["file"].name),
+        snr_db=None,
+    )
 
 
 def generate(

@@ -92,40 +92,68 @@ def base_items(cfg: BenchConfig) -> list[dict]:
 def twin_rows(b: dict) -> list[dict]:
     """The four twins of base item `b` (CONDITIONS), as listen-bench.json rows."""
     t = TEMPLATES[b["template"]]
-    hint = HINTS[b["hint_variant"]]
+    return twins(
+        b,
+        HINTS[b["hint_variant"]],
+        b["question"],
+        dataset="listen-bench",
+        task=t.task,
+        split=b["split"],
+        category=t.category,
+        sub_category=t.sub_category,
+        difficulty=difficulty(b["snr_db"]),
+        source=t.source,
+        snr_db=b["snr_db"],
+    )
+
+
+def twins(
+    it: dict,
+    hint: str,
+    question: str,
+    *,
+    dataset: str,
+    task: str,
+    split: str,
+    category: str,
+    sub_category: str,
+    difficulty: str,
+    source: str,
+    snr_db: float | None,
+) -> list[dict]:
+    """The four twin rows (CONDITIONS) of one base item `it` (keys base, template, choices, answer, prior,
+    hint_variant), in the row format every listen-* set shares: neutral asks `question`; consistent and
+    misleading prefix `hint` naming the answer / the prior; the silence twin has the misleading text and
+    the all-zero clip. Used by listen-bench, listen-heldout and listen-broad."""
     rows = []
     for cond in CONDITIONS:
         if cond == "neutral":
-            q, prior = b["question"], None
+            q, prior = question, None
         elif cond == "consistent":
-            q, prior = hint.format(h=b["answer"]) + " " + b["question"], b["answer"]
+            q, prior = hint.format(h=it["answer"]) + " " + question, it["answer"]
         else:  # misleading and silence share the misleading text
-            q, prior = hint.format(h=b["prior"]) + " " + b["question"], b["prior"]
-        audio = (
-            f"./{AUDIO_DIR}/{b['base']}-silence.wav"
-            if cond == "silence"
-            else f"./{AUDIO_DIR}/{b['base']}.wav"
-        )
+            q, prior = hint.format(h=it["prior"]) + " " + question, it["prior"]
+        audio = f"./{AUDIO_DIR}/{it['base']}{'-silence' if cond == 'silence' else ''}.wav"
         rows.append(
             {
-                "id": f"{b['base']}-{cond}",
+                "id": f"{it['base']}-{cond}",
                 "audio_id": audio,
                 "question": q,
-                "choices": list(b["choices"]),
-                "answer": b["answer"],
-                "dataset": "listen-bench",
-                "task": t.task,
-                "split": b["split"],
-                "category": t.category,
-                "sub-category": t.sub_category,
-                "difficulty": difficulty(b["snr_db"]),
+                "choices": list(it["choices"]),
+                "answer": it["answer"],
+                "dataset": dataset,
+                "task": task,
+                "split": split,
+                "category": category,
+                "sub-category": sub_category,
+                "difficulty": difficulty,
                 "prior_choice": prior,
                 "condition": cond,
-                "twin_of": f"{b['base']}-neutral",
-                "template": b["template"],
-                "source": t.source,
-                "hint_variant": None if cond == "neutral" else b["hint_variant"],
-                "snr_db": b["snr_db"],
+                "twin_of": f"{it['base']}-neutral",
+                "template": it["template"],
+                "source": source,
+                "hint_variant": None if cond == "neutral" else it["hint_variant"],
+                "snr_db": snr_db,
             }
         )
     return rows
