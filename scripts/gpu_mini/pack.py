@@ -128,32 +128,21 @@ def _split(stream_src: Path, out: Path, chunk_mib: int) -> None:
 
 
 def pack_qmini(a: argparse.Namespace, stage: Path) -> dict:
-    from steer_audio.models.qmini import assemble as qa
+    info: dict = {"model": "qmini", "format": "tar"}
+    benches = {p.name: p for p in a.extra_bench}
+    if a.benches_only:  # the --extra-bench folders alone, for a device that holds the unpacked main pack
+        info["benches_only"] = True
+    else:
+        from steer_audio.models.qmini import assemble as qa
 
-    if a.benches_only:
-        benches = {p.name: p for p in a.extra_bench}
-        for name, src in benches.items():
-            _bench_as_flac(src, stage / name, a.limit_bench)
-        _split(stage, a.out, a.chunk_mib)
-        return {
-            "model": "qmini",
-            "format": "tar",
-            "benches_only": True,
-            "benches": {n: sha256_file(stage / n / lb.DATA_JSON) for n in benches},
-        }
-    cache = a.cache or qa.default_cache_dir()
-    man = _copy_cache(cache, stage / "qmini", {qa.QWEN_WEIGHTS}, "qwen2")
-    qa.assemble_gguf(stage / "qwen.gguf")
-    benches = {"listen-bench": a.bench, **{p.name: p for p in a.extra_bench}}
+        man = _copy_cache(a.cache or qa.default_cache_dir(), stage / "qmini", {qa.QWEN_WEIGHTS}, "qwen2")
+        qa.assemble_gguf(stage / "qwen.gguf")
+        benches = {"listen-bench": a.bench, **benches}
+        info["qwen_sha256"] = man["files"][qa.QWEN_WEIGHTS]
     for name, src in benches.items():
         _bench_as_flac(src, stage / name, a.limit_bench)
     _split(stage, a.out, a.chunk_mib)
-    return {
-        "model": "qmini",
-        "format": "tar",
-        "qwen_sha256": man["files"][qa.QWEN_WEIGHTS],
-        "benches": {n: sha256_file(stage / n / lb.DATA_JSON) for n in benches},
-    }
+    return info | {"benches": {n: sha256_file(stage / n / lb.DATA_JSON) for n in benches}}
 
 
 def pack_mini(a: argparse.Namespace, stage: Path) -> dict:
