@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SteerAudioError
-from ..io import sha256_file, write_text
+from ..io import read_json, sha256_file, write_text
 from . import listen_bench as lb
 from . import sounds as snd
 from .items import first_tokens_distinct, twins
@@ -231,7 +231,7 @@ def steering_check(bench_json: Path, heldout_json: Path, out_json: Path) -> dict
     rows = []
     for path, keep in ((Path(bench_json), "calib"), (Path(heldout_json), SPLIT)):
         root = path.resolve().parent
-        for r in json.loads(path.read_text()):
+        for r in read_json(path):
             if r.get("split") != keep:
                 continue
             r = dict(r, audio_id=str(root / str(r["audio_id"]).removeprefix("./")))

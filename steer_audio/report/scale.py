@@ -11,7 +11,6 @@ baseline at p < 0.05. Every run's own page (`python -m steer_audio.report`) is w
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 from ..errors import SteerAudioError
 from ..evaluate.stats import mcnemar
-from ..io import SUMMARY, read_json, write_text
+from ..io import SUMMARY, read_json, read_jsonl, write_text
 from .markdown import LEVEL, verdict
 from .page import write_page
 
@@ -71,8 +70,7 @@ def text_dominance(run_dir: Path) -> dict[str, Any] | None:
     if not f.is_file():
         return None
     by: dict[str, dict[str, bool]] = {}
-    for line in f.read_text().splitlines():
-        r = json.loads(line)
+    for r in read_jsonl(f):
         if r["method"] != "baseline":
             continue
         base, _, cond = r["id"].rpartition("-")
