@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..data.audio import duration_hint
+from ..data.audio import duration_hint, import_decoders
 from ..data.mmau import Example
 from ..data.prompts import candidate_ids
 from ..errors import SteerAudioError
@@ -116,6 +116,7 @@ def run_capture(
         st["batch_end"].append(t2)
 
     pending: tuple[Any, dict[str, torch.Tensor], Any] | None = None
+    import_decoders()  # before the loader thread starts (data/audio.py says why)
     with bar(len(todo), "capture") as p, ThreadPoolExecutor(max_workers=1) as pool:
         nxt = pool.submit(prepare_batch, m.processor, spec, chunks[0]) if chunks else None
         try:

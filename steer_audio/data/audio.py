@@ -21,6 +21,18 @@ class AudioMissing(SteerAudioError):
     """An example's audio file is missing or unreadable."""
 
 
+def import_decoders() -> None:
+    """Import the audio decoding stack (librosa's lazy submodules and scipy.signal) in the calling thread.
+
+    Call it before starting a thread that loads audio: the first imports of scipy.signal from two threads
+    at once can see the module half-initialised (`NameError: name '_signal_api' is not defined` from the
+    capture's loader thread, seen in tests/test_remote_local.py), and the clip would count as missing."""
+    import librosa
+    import scipy.signal  # noqa: F401
+
+    _ = (librosa.load, librosa.resample)
+
+
 def load_audio(path: Path | None, array: np.ndarray | None = None, max_seconds: float = 30.0) -> np.ndarray:
     if array is not None:
         wav = np.asarray(array, dtype=np.float32)

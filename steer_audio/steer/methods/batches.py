@@ -17,7 +17,7 @@ import torch
 from ...capture.cache import CaptureData
 from ...capture.inputs import Batch, encode
 from ...capture.trace import envoys
-from ...data.audio import load_audio
+from ...data.audio import import_decoders, load_audio
 from ...data.mmau import Example
 from ...discover.heads import predictions
 from ...evaluate.protocol import pick
@@ -64,6 +64,7 @@ def forward_curves(
     reuse = bool(ctx.cfg.reuse_prefix and not m.remote)
     chunks = [exs[s : s + bs] for s in range(0, len(exs), bs)]
     outs: dict[str, list[torch.Tensor]] = {k: [] for k in runs}
+    import_decoders()  # before the loader thread starts (data/audio.py says why)
     with ThreadPoolExecutor(max_workers=1) as pool:
         nxt = pool.submit(_prepare, m, chunks[0]) if chunks else None
         for k, chunk in enumerate(chunks):
