@@ -131,3 +131,31 @@ def test_batched_steps_under_eager_attention(tiny_eager, dataset_path, tmp_path)
     got = avs.avs_sweep(m.lm, ev, b.model_inputs, data["cand"], v, ALPHAS, sched)
     want = avs.avs_sweep(m.lm, ev, b.model_inputs, data["cand"], v, ALPHAS, sched, reuse_prefix=False)
     torch.testing.assert_close(got, want, **TOL)
+
+
+def test_forward_method_alpha_zero_is_the_baseline():
+    """A forward-pass method's alpha = 0 row is the audio pass's own logits, not its decode step (which
+    differs by kernel rounding in bfloat16): when calibration picks alpha = 0 the method scores exactly the
+    baseline. The forward logits here disagree with the baseline at alpha = 0 on purpose."""
+    from steer_audio.discover.heads import predictions
+    from steer_audio.steer.methods.base import MethodContext
+    from steer_audio.steer.methods.batches import curve_result
+
+    gen = torch.Generator().manual_seed(0)
+    n, o = 12, 4
+    la_c, la_e = torch.randn(n, o, generator=gen), torch.randn(n, o, generator=gen)
+    # every item's right answer is the baseline's own choice, so alpha = 0 is the calibration optimum
+    cal_ex = [SimpleNamespace(correct=frozenset({int(p)})) for p in predictions(la_c)]
+    ev_ex = [SimpleNamespace(correct=frozenset({int(p)})) for p in predictions(la_e)]
+    drift = lambda x: x.roll(1, dims=-1)  # noqa: E731  (a forward "alpha = 0" that picks other options)
+    cal_l = torch.stack([drift(la_c), drift(la_c)])
+    ev_l = torch.stack([drift(la_e), drift(la_e)])
+    ctx = SimpleNamespace(
+        alphas=[0.0, 1.0], dc={"logits_a": la_c}, de={"logits_a": la_e}, cal_ex=cal_ex, ev_ex=ev_ex
+    )
+    ctx.correct = lambda pred, exs: MethodContext.correct(ctx, pred, exs)  # type: ignore[arg-type]
+    ctx.curve = lambda lg, exs: MethodContext.curve(ctx, lg, exs)  # type: ignore[arg-type]
+    res, i = curve_result(ctx, "m", {}, cal_l, ev_l)  # type: ignore[arg-type]
+    assert i == 0 and res.params["alpha"] == 0.0
+    assert np.array_equal(res.pred, predictions(la_e))
+    assert res.cal_correct is not None and res.cal_correct[0].all() and not res.cal_correct[1].all()

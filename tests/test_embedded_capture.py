@@ -95,7 +95,10 @@ def test_embedded_capture_matches_reference(embedded_eager, dataset_path, tmp_pa
 
         ro = CaptureCache(tmp_path / "cap").readout()
         torch.testing.assert_close(
-            cached.score(data, ro, None, [0.0])[0], data["logits_a"], atol=2e-4, rtol=1e-4
+            cached.readout_logits(data, ro, data["resid_a"][:, -1].float()),
+            data["logits_a"],
+            atol=2e-4,
+            rtol=1e-4,
         )
     finally:
         m.lm._module.set_attn_implementation("sdpa")

@@ -30,9 +30,13 @@ HS = HeadSet(((0, 1), (2, 3), (2, 0), (3, 2)), (0.5, -0.4, 0.3, 0.2))
 
 def test_cached_alpha_zero_is_the_baseline(tiny, dataset_path, tmp_path):
     _, cache, data, _ = _setup(tiny, dataset_path, tmp_path)
-    lg = cached.score(data, cache.readout(), cached.head_guided_direction(data, HS), [0.0])[0]
-    torch.testing.assert_close(lg, data["logits_a"], atol=1e-5, rtol=1e-5)
-    assert torch.equal(lg.argmax(-1), data["logits_a"].argmax(-1))
+    ro = cache.readout()
+    lg = cached.score(data, ro, cached.head_guided_direction(data, HS), [0.0, 1.0])
+    assert torch.equal(lg[0], data["logits_a"].float())  # alpha = 0 is the audio pass's own logits
+    # and the readout that scores every other alpha reproduces them from h^L (final norm + lm_head rows)
+    h = data["resid_a"][:, -1].float()
+    torch.testing.assert_close(cached.readout_logits(data, ro, h), data["logits_a"], atol=1e-5, rtol=1e-5)
+    assert not torch.equal(lg[1], lg[0])
 
 
 def test_cached_scoring_equals_real_forward(tiny, dataset_path, tmp_path):

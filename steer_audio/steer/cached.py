@@ -54,16 +54,26 @@ def single_layer_direction(data: CaptureData, layer: int) -> torch.Tensor:
     return layer_deltas(data)[:, layer].clone()
 
 
-def score(data: CaptureData, ro: Readout, v: torch.Tensor | None, alphas: list[float]) -> torch.Tensor:
-    """Candidate logits [A, N, O] for h^L + alpha v; padding options are -inf."""
-    h = _memo(data, "h", lambda: data["resid_a"][:, -1].float())
+def readout_logits(data: CaptureData, ro: Readout, h: torch.Tensor) -> torch.Tensor:
+    """Candidate logits [N, O] of last-layer states h [N, d]: lm_head rows of the candidates applied to
+    final_norm(h), in float32; padding options are -inf."""
     cand = data["cand"]
-    valid = cand >= 0
     w = _memo(data, ("w", id(ro), ro.w.data_ptr()), lambda: ro.w[ro.rows(cand.clamp(min=0))])  # [N, O, d]
+    lg = torch.einsum("nd,nod->no", apply_final_norm(h, ro.norm, ro.eps, ro.kind), w)
+    return lg.masked_fill(cand < 0, float("-inf"))
+
+
+def score(data: CaptureData, ro: Readout, v: torch.Tensor | None, alphas: list[float]) -> torch.Tensor:
+    """Candidate logits [A, N, O] for h^L + alpha v; padding options are -inf.
+
+    alpha = 0 (or no direction) is the unsteered model: its rows are the audio pass's own logits
+    (`logits_a`), bit for bit, so a method whose calibration picks alpha = 0 scores exactly the baseline in
+    any dtype (recomputing them from a bfloat16 h in float32 moved about one item in 750 on the GPU)."""
+    h = _memo(data, "h", lambda: data["resid_a"][:, -1].float())
     out = []
     for a in alphas:
-        hh = h if v is None or a == 0 else h + a * v
-        n = apply_final_norm(hh, ro.norm, ro.eps, ro.kind)
-        lg = torch.einsum("nd,nod->no", n, w)
-        out.append(lg.masked_fill(~valid, float("-inf")))
+        if v is None or a == 0:
+            out.append(data["logits_a"].float())
+        else:
+            out.append(readout_logits(data, ro, h + a * v))
     return torch.stack(out)

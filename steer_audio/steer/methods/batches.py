@@ -112,7 +112,13 @@ def curve_result(
     ctx: MethodContext, name: str, params: dict[str, Any], cal_l: torch.Tensor, ev_l: torch.Tensor
 ) -> tuple[MethodResult, int]:
     """A method scored by forward passes, logits [A, N, O] per split: alpha chosen on calibration.
-    Returns the result and the chosen alpha's index."""
+    Returns the result and the chosen alpha's index. alpha = 0 is the unsteered model: its rows are the
+    audio pass's own logits (as in `cached.score`), not a forward pass that differs from it by kernel
+    rounding in bfloat16."""
+    zero = [i for i, a in enumerate(ctx.alphas) if a == 0]
+    if zero:
+        cal_l, ev_l = cal_l.clone(), ev_l.clone()
+        cal_l[zero], ev_l[zero] = ctx.dc["logits_a"].float(), ctx.de["logits_a"].float()
     cal, ev = ctx.curve(cal_l, ctx.cal_ex), ctx.curve(ev_l, ctx.ev_ex)
     i = pick(list(cal.mean(1)), ctx.alphas)
     res = MethodResult(
