@@ -8,18 +8,35 @@
 #        weights from a pre-filled Hugging Face cache (no hub access at run time). Written carefully but NOT
 #        run here (no GPU on this machine).
 # Anything below can be overridden by exporting it before sourcing this file.
-# Every listener binds 127.0.0.1 and everything runs inside one loopback-only network namespace.
+# Every listener binds 127.0.0.1 and everything runs inside one loopback-only network namespace (none if
+# NDIF_NETNS is set to "").
 
 : "${NDIF_PROFILE:=cpu}"
 
 NDIF_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export NDIF_REPO
 : "${NDIF_VENV:=$NDIF_REPO/.venv-ndif}"           # server venv made by install.sh (nnsight 0.8.0, ndif 0.1.2)
+# Instead of a venv, a `pip install --target` folder (scripts/gpu_ndif/run.sh on a machine without network):
+# NDIF_SITE=/tmp/ndif-site NDIF_PYTHON=python3 NDIF_PYTHONPATH=/tmp/ndif-site:$PWD. NDIF_PYTHONPATH becomes the
+# stack's PYTHONPATH (Ray workers inherit it); NDIF_SITE/bin holds the console scripts (ray, gunicorn, moto_server).
+: "${NDIF_SITE:=}"
+if [ -n "$NDIF_SITE" ]; then
+  : "${NDIF_PYTHON:=python3}"
+  : "${NDIF_BIN:=$NDIF_SITE/bin}"
+else
+  : "${NDIF_PYTHON:=$NDIF_VENV/bin/python}"
+  : "${NDIF_BIN:=$NDIF_VENV/bin}"
+fi
+: "${NDIF_PYTHONPATH:=}"
+if [ -n "$NDIF_PYTHONPATH" ]; then export PYTHONPATH="$NDIF_PYTHONPATH"; fi
+export NDIF_SITE NDIF_PYTHON NDIF_BIN NDIF_PYTHONPATH
 : "${NDIF_CLIENT_VENV:=$NDIF_REPO/.venv}"         # client venv (nnsight 0.8.1), used by status.sh's ping only
 # Workaround 7 (Ray binds non-loopback addresses): Ray 2.60 puts its dashboard agent, runtime-env agent and
 # Ray-client server on the host's external address even with --node-ip-address=127.0.0.1. The whole stack (and
 # every client) therefore runs in a network namespace whose only interface is lo.
-: "${NDIF_NETNS:=steeraudio-ndif}"
+# NDIF_NETNS="" (set but empty): no namespace at all, for machines where `ip netns add` is impossible and nothing
+# outside the machine is reachable anyway (the lent GPU machines); every service still binds 127.0.0.1.
+: "${NDIF_NETNS=steeraudio-ndif}"
 # Runtime state: pids/ (one file per service: PID == PGID == session id), logs/, home/, ray/ (Ray's temp dir;
 # kept short because Ray's unix socket paths must stay under 107 characters).
 : "${NDIF_STATE_DIR:=/tmp/steeraudio-ndif}"
@@ -92,12 +109,16 @@ case "$NDIF_PROFILE" in
     export NDIF_MODEL_IMPORT_PATH="${NDIF_MODEL_IMPORT_PATH:-ndif.services.ray.deployments.modeling.base.ModelActor}"
     export NDIF_RAY_NUM_GPUS="${NDIF_RAY_NUM_GPUS:-$(nvidia-smi -L 2>/dev/null | wc -l)}"
     if [ -z "${NDIF_RAY_RESOURCES:-}" ]; then
-      NDIF_RAY_RESOURCES="$("$NDIF_VENV/bin/python" -m ndif.services.ray.resources --head)"
+      NDIF_RAY_RESOURCES="$("$NDIF_PYTHON" -m ndif.services.ray.resources --head)"
     fi
     export NDIF_RAY_RESOURCES
     export NDIF_RAY_NUM_CPUS="${NDIF_RAY_NUM_CPUS:-$(nproc)}"
     export NDIF_RAY_OBJECT_STORE_BYTES="${NDIF_RAY_OBJECT_STORE_BYTES:-4000000000}"
     export NDIF_DEFAULT_DTYPE="${NDIF_DEFAULT_DTYPE:-bfloat16}"
+    # The replica's CUDA budget is its weights' size x (1 + padding factor) + bias (NDIF's default 0.15, 500 MB:
+    # ~2.9 GB of headroom on a 7B in bf16), and the actor caps its allocator at that fraction of the card. A
+    # capture batch of 16 clips x (audio + silence) at ~800 tokens a row needs more than that for activations.
+    export NDIF_DEFAULT_PADDING_FACTOR="${NDIF_DEFAULT_PADDING_FACTOR:-1.0}"
     # Weights come from a Hugging Face cache filled beforehand on a machine with hub access, e.g.
     #   HF_HOME=/srv/hf hf download Qwen/Qwen2-Audio-7B-Instruct --revision <commit>
     # The model key must name the same revision (the wrapper's key carries hub id + revision), and HF_HUB_OFFLINE=1
@@ -116,4 +137,4 @@ case "$NDIF_PROFILE" in
     ;;
 esac
 
-export PATH="$NDIF_VENV/bin:$PATH"
+export PATH="$NDIF_BIN:$PATH"

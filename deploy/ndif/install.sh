@@ -56,6 +56,13 @@ if [ "$(have nnsight)" != "0.8.0" ] || [ -z "$(have moto)" ]; then
   log "installing nnsight==0.8.0 and moto[server] (S3 stand-in)"
   "${PIP[@]}" nnsight==0.8.0 "moto[server]" numpy==2.4.6
 fi
+# Workaround 8 (anyio's lazy imports vs nnsight): with anyio >= 4.15 every request over 1 MB got 400 "There was
+# an error parsing the body" (the upload's spool-to-disk imports anyio's socket classes lazily, which fails once
+# nnsight has patched every class with `save`). anyio 4.14.2 imports them eagerly.
+if [ "$(have anyio)" != "4.14.2" ]; then
+  log "pinning anyio==4.14.2"
+  "${PIP[@]}" anyio==4.14.2
+fi
 
 # The project itself (no deps: the server needs only the model wrapper and the CPU actor), so Ray workers can
 # import steer_audio.models.wrapper (model keys) and steer_audio.remote.cpu_actor (NDIF_MODEL_IMPORT_PATH).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a self-hosted NDIF (redis, S3 stand-in, Ray head + NDIF controller, NDIF API) inside a loopback-only
-# network namespace. Each long-running service is started in its own session; its PID (== PGID == SID) is
+# network namespace (or, with NDIF_NETNS="", in the machine's own network, every listener on 127.0.0.1). Each long-running service is started in its own session; its PID (== PGID == SID) is
 # written to $NDIF_STATE_DIR/pids/<name> so stop.sh can end exactly what this script started.
 # Usage: deploy/ndif/start.sh            (profile from NDIF_PROFILE, default cpu; see env.sh)
 #        NDIF_KEYS=1 deploy/ndif/start.sh   also the API-key database (keys.sh): every request needs a key
@@ -14,8 +14,8 @@ source "$HERE/env.sh"
 log() { echo "[ndif-start] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "needs root (ip netns)"
-[ -x "$NDIF_VENV/bin/ray" ] || die "server venv missing: run deploy/ndif/install.sh"
+if [ -n "$NDIF_NETNS" ]; then [ "$(id -u)" = 0 ] || die "needs root (ip netns; NDIF_NETNS=\"\" runs without one)"; fi
+[ -x "$NDIF_BIN/ray" ] || die "server packages missing ($NDIF_BIN/ray): run deploy/ndif/install.sh (or set NDIF_SITE)"
 command -v redis-server >/dev/null || die "redis-server missing: run deploy/ndif/install.sh"
 
 PIDS="$NDIF_STATE_DIR/pids" LOGS="$NDIF_STATE_DIR/logs"
@@ -39,12 +39,21 @@ T0=$(date +%s.%N)
 
 # Workaround 7: a namespace whose only interface is lo. Nothing inside can bind or reach another address,
 # whatever Ray decides to bind.
-if ! ip netns list | grep -qw "$NDIF_NETNS"; then
-  ip netns add "$NDIF_NETNS"
-  created_ns=1
+# NDIF_NETNS="": no namespace (the machine's own loopback; every service is told to bind 127.0.0.1).
+NS=()
+if [ -n "$NDIF_NETNS" ]; then
+  if ! ip netns list | grep -qw "$NDIF_NETNS"; then
+    ip netns add "$NDIF_NETNS"
+    created_ns=1
+  fi
+  ip netns exec "$NDIF_NETNS" ip link set lo up
+  NS=(ip netns exec "$NDIF_NETNS")
 fi
-ip netns exec "$NDIF_NETNS" ip link set lo up
-NS=(ip netns exec "$NDIF_NETNS")
+# http_ok URL: curl where there is one, else the server's Python (machines without curl)
+http_ok() {
+  if command -v curl >/dev/null; then curl -sf "$1"
+  else "$NDIF_PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$1"; fi
+}
 
 # start NAME CMD...: own session (setsid without fork: $! is the session leader, PID == PGID == SID).
 start() {
@@ -68,7 +77,7 @@ start redis redis-server --port "$NDIF_REDIS_PORT" --bind 127.0.0.1 --protected-
 # Workaround 3: moto's S3 server instead of rustfs.
 start s3 moto_server -H 127.0.0.1 -p "$NDIF_S3_PORT"
 wait_for redis 30 "${NS[@]}" redis-cli -h 127.0.0.1 -p "$NDIF_REDIS_PORT" ping
-wait_for s3 60 "${NS[@]}" curl -sf "http://127.0.0.1:$NDIF_S3_PORT/"
+wait_for s3 60 "${NS[@]}" bash -c "$(declare -f http_ok); http_ok http://127.0.0.1:$NDIF_S3_PORT/"
 
 # The API-key database (keys.sh), loopback only, started before the API so the API verifies every key.
 if [ "${NDIF_KEYS:-0}" = 1 ]; then
@@ -94,16 +103,16 @@ wait_for ray 120 "${NS[@]}" ray status --address="127.0.0.1:$NDIF_RAY_GCS_PORT"
 # exits (as NDIF's own ray/start.sh does); the actor lives in the Ray head's session.
 log "launching the NDIF controller actor"
 (cd "$NDIF_STATE_DIR" && RAY_ADDRESS="127.0.0.1:$NDIF_RAY_GCS_PORT" "${NS[@]}" \
-  python -m ndif.services.ray.deployments.controller.controller) >"$LOGS/controller-launch.log" 2>&1 \
+  "$NDIF_PYTHON" -m ndif.services.ray.deployments.controller.controller) >"$LOGS/controller-launch.log" 2>&1 \
   || die "controller launch failed (see $LOGS/controller-launch.log)"
 
 # The API: gunicorn + uvicorn; its on_starting hook spawns the queue dispatcher (a Ray client). --bind on the
 # command line overrides gunicorn_conf's 0.0.0.0.
 start api gunicorn --config python:ndif.services.api.gunicorn_conf --bind "127.0.0.1:$NDIF_API_PORT" \
   ndif.services.api.app:app
-wait_for api 60 "${NS[@]}" curl -sf "$NDIF_HOST_URL/ping"
+wait_for api 60 "${NS[@]}" bash -c "$(declare -f http_ok); http_ok $NDIF_HOST_URL/ping"
 # The dispatcher sets ray:connected once its Ray client is up; /connected answers 503 until then.
-wait_for "dispatcher (ray:connected)" 180 "${NS[@]}" curl -sf "$NDIF_HOST_URL/connected"
+wait_for "dispatcher (ray:connected)" 180 "${NS[@]}" bash -c "$(declare -f http_ok); http_ok $NDIF_HOST_URL/connected"
 
-log "ready in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s (netns $NDIF_NETNS, profile $NDIF_PROFILE)"
+log "ready in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s (netns ${NDIF_NETNS:-none}, profile $NDIF_PROFILE)"
 echo "$NDIF_HOST_URL"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop everything start.sh started: SIGTERM to each recorded process group, then, after 10 s, SIGKILL to every
 # process still in each recorded session (Ray workers get their own process groups but stay in the session of
-# the `ray start` leader). Finally delete the network namespace. Never matches processes by name.
+# the `ray start` leader). Finally delete the network namespace (if NDIF_NETNS is not ""). Never matches processes
+# by name. Reads sessions from /proc (no procps needed).
 # Usage: deploy/ndif/stop.sh [--keep-netns]
 set -euo pipefail
 
@@ -24,8 +25,15 @@ for name in api ray s3 redis keysdb; do
   fi
 done
 
-members() {  # live (non-zombie) PIDs whose session id is $1
-  ps -e -o pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'
+members() {  # live (non-zombie) PIDs whose session id is $1, from /proc/PID/stat (fields after "(comm) ")
+  local f line rest
+  for f in /proc/[0-9]*/stat; do
+    line=$(cat "$f" 2>/dev/null) || continue
+    rest=${line##*) }
+    # rest: state ppid pgrp session ...
+    read -r st _ _ sess _ <<<"$rest"
+    if [ "$sess" = "$1" ] && [ "$st" != Z ]; then f=${f#/proc/}; echo "${f%/stat}"; fi
+  done
 }
 any_left() {
   local sid
@@ -46,7 +54,7 @@ if [ ${#sessions[@]} -gt 0 ]; then
 fi
 rm -f "$PIDS"/*
 
-if [ "${1:-}" != "--keep-netns" ] && ip netns list | grep -qw "$NDIF_NETNS"; then
+if [ -n "$NDIF_NETNS" ] && [ "${1:-}" != "--keep-netns" ] && ip netns list | grep -qw "$NDIF_NETNS"; then
   ip netns del "$NDIF_NETNS"
   log "deleted netns $NDIF_NETNS"
 fi
