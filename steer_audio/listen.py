@@ -110,4 +110,7 @@ def _as_capture(out: dict[str, torch.Tensor], cand: torch.Tensor, n: int, dtype:
     c = torch.full((1, MAX_OPTIONS), -1, dtype=torch.long)
     c[0, :n] = cand[0, :n]
     resid = out["resid"].float().cpu()
-    return CaptureData(["listen"], {"resid_a": resid[:1], "resid_n": resid[1:2], "cand": c}, [n])
+    la = torch.full((1, MAX_OPTIONS), float("-inf"))  # the audio pass's own logits: what alpha = 0 scores
+    la[0, :n] = out["cand_logits"][0, :n].float().cpu()
+    t = {"resid_a": resid[:1], "resid_n": resid[1:2], "cand": c, "logits_a": la}
+    return CaptureData(["listen"], t, [n])

@@ -71,3 +71,15 @@ def test_interrupted_run_resumes_to_the_same_projector(bench, tmp_path, monkeypa
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert a[tm.PROJECTOR_PREFIX + "linear.weight"].abs().sum() > 0
+
+
+def test_the_equivalence_guard_refuses_wrong_features(bench, tmp_path, monkeypatch) -> None:
+    """Training starts only if the cached-feature forward reproduces the model's own forward: features that
+    are off (here halved) stop it before the first step, with the measured difference."""
+    real = trainer.last_logits
+    monkeypatch.setattr(
+        trainer, "last_logits", lambda model, ids, feats: real(model, ids, [f * 0.5 for f in feats])
+    )
+    with pytest.raises(tm.TrainError, match="cached-feature forward differs from the model forward"):
+        tm.train(bench, tmp_path / "bad", CFG)
+    assert not (tmp_path / "bad" / assemble.PROJECTOR_FILE).exists()
