@@ -86,6 +86,7 @@ finish() {
   log "done (exit $rc): $OUTD/ndif_gpu.json, ndif_gpu.md, ndif_gpu.log"
 }
 trap finish EXIT
+trap 'exit 143' TERM INT HUP   # a signal ends the script through finish (stop.sh) too
 fail() { rec failed "$("$SERVER_PY" -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1")"; log "FAILED: $1"; exit 1; }
 
 # ---- 1. install: verify the parts, unpack, pip install --target, redis wrappers --------------------------------
@@ -168,6 +169,14 @@ if want start; then
   KEY=$(env PYTHONPATH="$CLIENT_PP" "$CLIENT_PY" -c 'import sys; from steer_audio.remote import model_key_for
 print(model_key_for(sys.argv[1]))' "$MODEL") || fail "model_key_for($MODEL) failed (client packages?)"
   export NDIF_DEPLOYMENTS="$KEY"
+  # gpu profile: the Ray head's custom resources from NDIF's own helper, once (env.sh would otherwise run it, a
+  # CUDA initialisation, every time start.sh / stop.sh source it)
+  if [ "$PROFILE" = gpu ] && [ -z "${NDIF_RAY_RESOURCES:-}" ]; then
+    NDIF_RAY_RESOURCES=$(PYTHONPATH="$SITE:$REPO" "$SERVER_PY" -m ndif.services.ray.resources --head) \
+      || fail "python -m ndif.services.ray.resources --head failed"
+    export NDIF_RAY_RESOURCES
+    rec ray_resources "$NDIF_RAY_RESOURCES"
+  fi
   rec model_key "$("$SERVER_PY" -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$KEY")"
   log "starting the stack (netns ${NS_NAME:-none}); NDIF_DEPLOYMENTS=$KEY"
   started=1
