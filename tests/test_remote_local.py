@@ -12,6 +12,7 @@ import json
 import sys
 
 import nnsight
+import numpy as np
 import pytest
 import torch
 from ndif_stack import same_artifact
@@ -256,3 +257,29 @@ def test_client_does_not_import_server_packages():
         del sys.modules[name]
     importlib.import_module("steer_audio.remote")
     assert "ray" not in sys.modules and "ndif" not in sys.modules
+
+
+def test_audio_mass_masks_follow_the_scores_device():
+    """In a remote trace the key and audio masks are built on the client (CPU) while q and k live on the
+    server's device (a CUDA server refused CPU masks on 2026-12-02). The mass function moves them; 'meta'
+    stands in for the other device here. On one device it equals a numpy softmax over the visible keys."""
+    from steer_audio.capture.trace import last_row_audio_mass
+
+    g = torch.Generator().manual_seed(0)
+    n, h, kv, s, d = 2, 4, 2, 7, 8
+    q, k = torch.randn(n, h, s, d, generator=g), torch.randn(n, kv, s, d, generator=g)
+    key_mask = torch.ones(n, s, dtype=torch.bool)
+    key_mask[1, :2] = False  # left padding on row 1
+    audio_mask = torch.zeros(n, s, dtype=torch.bool)
+    audio_mask[:, 2:5] = True
+    out = last_row_audio_mass(q.to("meta"), k.to("meta"), key_mask, audio_mask, 0.5)
+    assert out.device.type == "meta" and out.shape == (n, h)
+    got = last_row_audio_mass(q, k, key_mask, audio_mask, 0.5).numpy()
+    qn, kn = q.numpy().astype(np.float64), np.repeat(k.numpy().astype(np.float64), h // kv, axis=1)
+    for i in range(n):
+        for j in range(h):
+            sc = kn[i, j] @ qn[i, j, -1] * 0.5
+            sc[~key_mask[i].numpy()] = -np.inf
+            p = np.exp(sc - sc.max())
+            p /= p.sum()
+            assert abs(got[i, j] - p[audio_mask[i].numpy()].sum()) < 1e-5

@@ -77,9 +77,11 @@ def last_row_audio_mass(
     scores = torch.einsum("nhd,nhsd->nhs", qt, kf) * scaling
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
-    scores = scores.masked_fill(~key_mask[:, None, :], float("-inf"))
+    # the masks are built where the inputs are (the client, for a remote trace): move them to the scores'
+    # device here, inside the trace (a CUDA server got CPU masks: "expected self and mask on the same device")
+    scores = scores.masked_fill(~key_mask.to(scores.device)[:, None, :], float("-inf"))
     probs = scores.softmax(-1)
-    return (probs * audio_mask[:, None, :].float()).sum(-1)
+    return (probs * audio_mask.to(scores.device)[:, None, :].float()).sum(-1)
 
 
 def key_masks(attention_mask: torch.Tensor, windows: tuple[int | None, ...]) -> list[torch.Tensor]:
