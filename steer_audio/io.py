@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -92,6 +93,19 @@ def write_json(path: Path, obj: Any) -> None:
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+
+
+def same_artifact(a: Path, b: Path) -> bool:
+    """Whether two written artifacts are the same: byte equality; for safetensors, equal tensor bytes and equal
+    header *content* (safetensors 0.8 writes `__metadata__` from a Rust HashMap, so with 2+ metadata keys their
+    order varies from process to process)."""
+    x, y = Path(a).read_bytes(), Path(b).read_bytes()
+    if x == y:
+        return True
+    if Path(a).suffix != ".safetensors":
+        return False
+    nx, ny = struct.unpack("<Q", x[:8])[0], struct.unpack("<Q", y[:8])[0]
+    return json.loads(x[8 : 8 + nx]) == json.loads(y[8 : 8 + ny]) and x[8 + nx :] == y[8 + ny :]
 
 
 def read_json(path: Path) -> Any:

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from .capture.cache import CaptureCache, CaptureData
-from .capture.inputs import MAX_OPTIONS, encode
-from .capture.run import trace_batch
+from .capture.inputs import encode
+from .capture.run import shard_rows, trace_batch
 from .capture.trace import envoys
 from .data.audio import load_audio, negative
 from .data.mmau import Example
@@ -91,7 +91,7 @@ def listen(
     if alpha is None:
         res["note"] = f"{run} has no head-guided alpha (run `evaluate`); steering skipped"
         return res
-    one = _as_capture(out, b.cand, n, m.dtype)
+    one = CaptureData([ex.id], shard_rows(out, b, m.dtype), [n])  # the cache's rows for this one example
     v = cached.head_guided_direction(one, hs)
     steered = cached.score(one, cache.readout(), v, [float(alpha)])[0, 0, :n]
     res["alpha"] = alpha
@@ -104,13 +104,3 @@ def listen(
 def _pred(logits: torch.Tensor, ex: Example) -> dict[str, Any]:
     i = int(logits[: len(ex.choices)].argmax())
     return {"index": i, "label": LETTERS[i], "choice": ex.choices[i]}
-
-
-def _as_capture(out: dict[str, torch.Tensor], cand: torch.Tensor, n: int, dtype: torch.dtype) -> CaptureData:
-    c = torch.full((1, MAX_OPTIONS), -1, dtype=torch.long)
-    c[0, :n] = cand[0, :n]
-    resid = out["resid"].float().cpu()
-    la = torch.full((1, MAX_OPTIONS), float("-inf"))  # the audio pass's own logits: what alpha = 0 scores
-    la[0, :n] = out["cand_logits"][0, :n].float().cpu()
-    t = {"resid_a": resid[:1], "resid_n": resid[1:2], "cand": c, "logits_a": la}
-    return CaptureData(["listen"], t, [n])

@@ -1,12 +1,10 @@
 """The self-hosted NDIF stack for the `ndif`-marked tests (test_ndif_integration.py, test_ndif_keys.py): where
-it lives, the skips when it cannot run here, and its start / stop by the project's own scripts (deploy/ndif/);
-plus the artifact comparison the remote tests share (test_remote_local.py too)."""
+it lives, the skips when it cannot run here, and its start / stop by the project's own scripts (deploy/ndif/).
+The artifact comparison the remote tests share is `steer_audio.io.same_artifact`."""
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,15 +82,3 @@ def running_stack(
 def listening_addresses() -> list[str]:
     out = subprocess.run(["ss", "-Htln"], capture_output=True, text=True, check=True).stdout
     return [line.split()[3] for line in out.splitlines()]
-
-
-def same_artifact(a: Path, b: Path) -> bool:
-    """Byte equality; for safetensors, equal tensor bytes and equal header *content*: safetensors 0.8 writes
-    `__metadata__` from a Rust HashMap, so with 2+ metadata keys their order varies from process to process."""
-    x, y = a.read_bytes(), b.read_bytes()
-    if x == y:
-        return True
-    if a.suffix != ".safetensors":
-        return False
-    nx, ny = struct.unpack("<Q", x[:8])[0], struct.unpack("<Q", y[:8])[0]
-    return json.loads(x[8 : 8 + nx]) == json.loads(y[8 : 8 + ny]) and x[8 + nx :] == y[8 + ny :]

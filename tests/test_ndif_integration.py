@@ -21,7 +21,6 @@ from ndif_stack import (
     STATE,
     listening_addresses,
     running_stack,
-    same_artifact,
     skip_unless_runnable,
 )
 
@@ -29,6 +28,7 @@ from steer_audio.capture.inputs import encode
 from steer_audio.capture.trace import envoys
 from steer_audio.data import mmau
 from steer_audio.data.audio import load_audio, negative
+from steer_audio.io import same_artifact
 from steer_audio.remote import configure, resolve_remote, wait_until_ready
 from steer_audio.steer import forward
 

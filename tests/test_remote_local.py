@@ -15,13 +15,13 @@ import nnsight
 import numpy as np
 import pytest
 import torch
-from ndif_stack import same_artifact
 
 from steer_audio.capture.inputs import encode
 from steer_audio.capture.run import run_capture
 from steer_audio.capture.trace import envoys
 from steer_audio.data import mmau
 from steer_audio.data.audio import load_audio, negative
+from steer_audio.io import same_artifact
 from steer_audio.remote import (
     LOCAL_SIMULATION,
     RemoteConfigError,

@@ -12,9 +12,10 @@ within bf16 rounding (|a - b| <= 2^-7 max(|a|, |b|) + 1e-6); a JSON file that di
 from __future__ import annotations
 
 import json
-import struct
 import sys
 from pathlib import Path
+
+from steer_audio.io import same_artifact  # the rule the ndif tests use (run with the client's PYTHONPATH)
 
 VOLATILE = {"meta.json"}
 
@@ -25,11 +26,6 @@ def _summary(p: Path) -> dict:
     if isinstance(s.get("model"), dict):
         s["model"].pop("remote", None)
     return s
-
-
-def _same_safetensors(x: bytes, y: bytes) -> bool:
-    nx, ny = struct.unpack("<Q", x[:8])[0], struct.unpack("<Q", y[:8])[0]
-    return json.loads(x[8 : 8 + nx]) == json.loads(y[8 : 8 + ny]) and x[8 + nx :] == y[8 + ny :]
 
 
 def _tensor_diff(a: Path, b: Path) -> dict:
@@ -103,8 +99,7 @@ def compare(local: Path, remote: Path) -> dict:
         if Path(rel).name == "summary.json":
             same = _summary(a) == _summary(b)
         else:
-            x, y = a.read_bytes(), b.read_bytes()
-            same = x == y or (a.suffix == ".safetensors" and _same_safetensors(x, y))
+            same = same_artifact(a, b)
         if same:
             res["identical"].append(rel)
         elif a.suffix == ".safetensors":

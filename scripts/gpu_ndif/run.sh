@@ -229,7 +229,7 @@ print(write_demo(Path(sys.argv[1])))' "$DATA" >"$RUNS/data_path" || fail "write_
       rec "time_${stage}_$where" "{\"rc\": $rc, \"seconds\": $(($(date +%s) - t))}"
       [ $rc = 0 ] || { log "$stage $where failed (exit $rc)"; continue 2; }
     done
-    C=$("$SERVER_PY" "$REPO/scripts/gpu_ndif/compare_runs.py" "$RUNS/$stage-local" "$RUNS/$stage-remote")
+    C=$(env PYTHONPATH="$CLIENT_PP" "$CLIENT_PY" "$REPO/scripts/gpu_ndif/compare_runs.py" "$RUNS/$stage-local" "$RUNS/$stage-remote")
     rec "artifacts_$stage" "$C"
     log "artifacts $stage: $C"
   done
