@@ -3,6 +3,8 @@ forward hooks on decoder layers and o_proj inputs); batched with padding equals 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -143,3 +145,44 @@ def test_drop_negative_is_the_prompt_without_audio(tiny, dataset_path, tmp_path)
         cand = data["cand"][i, :o]
         torch.testing.assert_close(data["logits_n"][i, :o], out.logits[0, -1, cand], atol=1e-5, rtol=1e-5)
         assert torch.all(data["mass_n"][i] == 0)
+
+
+def test_capture_order_pads_fewer_tokens_than_id_order(tiny):
+    """MMAU test-mini's real questions under equal 10 s clips: batches in capture order carry fewer padded
+    tokens (counted by the model's own tokenizer) than batches in id order; whole-second clip buckets come first."""
+    from dataclasses import replace
+    from importlib import resources
+
+    from steer_audio.capture.inputs import encode
+    from steer_audio.capture.run import capture_order
+
+    real = mmau.load(Path(str(resources.files("steer_audio") / "assets" / "mmau" / "mmau-test-mini.json")))
+    wav = np.zeros(16000 * 2, np.float32)
+    exs = [
+        replace(q, id=f"q{i:03d}", audio_path=None, audio_array=wav) for i, q in enumerate(real.examples[:64])
+    ]
+    ps, aid = tiny.prompt, tiny.geom.audio_token_id
+    n_tok = dict(
+        zip(
+            [e.id for e in exs],
+            encode(tiny.processor, exs, [wav] * len(exs), None, ps, aid).n_tokens,
+            strict=True,
+        )
+    )
+
+    def padded(order: list) -> int:
+        return sum(
+            max(n_tok[e.id] for e in order[i : i + 8]) * 8 - sum(n_tok[e.id] for e in order[i : i + 8])
+            for i in range(0, len(order), 8)
+        )
+
+    by_id = sorted(exs, key=lambda e: e.id)
+    assert padded(capture_order(exs)) < 0.5 * padded(by_id)
+    # the clip's whole-second bucket decides before the text: a 1 s clip with the longest text comes first,
+    # a 2.5 s clip with the shortest text last
+    first = replace(
+        max(exs, key=lambda e: len(e.question)), id="zz1", audio_array=np.zeros(16000, np.float32)
+    )
+    last = replace(min(exs, key=lambda e: len(e.question)), id="aa3", audio_array=np.zeros(40000, np.float32))
+    order = [e.id for e in capture_order([last, *exs, first])]
+    assert order[0] == "zz1" and order[-1] == "aa3"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -170,9 +171,16 @@ def run_capture(
 
 
 def capture_order(examples: list[Example]) -> list[Example]:
-    """Examples by clip length, ties by id, so that a batch pads little. The key depends on the example alone,
-    so any subsequence keeps this order: data-parallel workers form the same batches as one process."""
-    return sorted(examples, key=lambda e: (duration_hint(e.audio_path, e.audio_array), e.id))
+    """Examples so that a batch pads little: by clip length in whole seconds (the clip-length encoder's 1 s
+    buckets, models/audio_embed.py), then by the length of the question and options text (most MMAU clips are
+    10 s, so the text decides the padded token length), then by id. The key depends on the example alone, so
+    any subsequence keeps this order: data-parallel workers form the same batches as one process."""
+    return sorted(examples, key=order_key)
+
+
+def order_key(e: Example) -> tuple[int, int, str]:
+    text = len(e.question) + sum(len(c) for c in e.choices)
+    return math.ceil(duration_hint(e.audio_path, e.audio_array)), text, e.id
 
 
 #: per-row outputs of `capture_trace` (the readout tensors are per batch)
