@@ -117,7 +117,7 @@ def encode_inputs(m: Model, inputs: tuple[Any, ...]) -> dict[str, torch.Tensor]:
     else:
         raise SteerAudioError("trace inputs must all be Examples or all (audio, text) pairs")
     wavs = [load_audio(e.audio_path, e.audio_array, max_seconds=m.audio_window_s) for e in exs]
-    feature_device = None if m.remote else m.device
+    feature_device = m.feature_device
     b = encode(m.processor, exs, wavs, None, ps, m.geom.audio_token_id, feature_device)
     return m.inputs_to_device(b.model_inputs)
 
@@ -223,7 +223,7 @@ def _capture_in_memory(
         seed=seed,
         prompt=m.prompt,
         audio_token_id=m.geom.audio_token_id,
-        feature_device=None if m.remote else m.device,
+        feature_device=m.feature_device,
     )
     ro_ids = all_candidate_ids(m, examples)
     ev = m.envoys()

@@ -103,7 +103,7 @@ AudioEncoder = Annotated[
     typer.Option(
         "--audio-encoder",
         help="clip-length (the encoder on each clip's own length, same numbers; default) | full-window "
-        "(the model's own forward, what a remote server runs)",
+        "(the model's own forward on features computed on the host: what a remote server runs, bit for bit)",
     ),
 ]
 

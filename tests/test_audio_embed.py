@@ -92,3 +92,28 @@ def test_option_selects_the_models_own_forward(monkeypatch):
         loaded.load("tiny", device="cpu", audio_encoder="sometimes")
     r = Recipe(name="x", reproduces="y", audio_encoder="full-window")
     assert r.cli_kwargs(Path("out"))["audio_encoder"] == "full-window"
+
+
+def test_full_window_computes_features_where_a_remote_client_does(dataset_path, tmp_path, monkeypatch):
+    """The model's own forward (`full-window`, the local half of a local-vs-remote comparison) gets features
+    computed on the host, as a remote client sends them (on the H200 a CUDA STFT differed from the host's and the
+    7B comparison failed on the audio rows only); the clip-length path keeps them on the model's device."""
+    import steer_audio.capture.run as run_mod
+    from steer_audio.data import mmau
+
+    seen: list[str | None] = []
+    orig = run_mod.prepare_batch
+
+    def spy(processor, spec, chunk):
+        seen.append(spec.feature_device)
+        return orig(processor, spec, chunk)
+
+    monkeypatch.setattr(run_mod, "prepare_batch", spy)
+    exs = mmau.load(dataset_path).examples[:2]
+    for enc, want in (("full-window", None), ("clip-length", "cpu")):
+        m = loaded.load("tiny", device="cpu", audio_encoder=enc)
+        assert m.feature_device == want
+        seen.clear()
+        run_mod.run_capture(m, exs, tmp_path / enc, batch_size=2)
+        assert seen == [want]
+    assert loaded.load("tiny", device="cpu", remote="local").feature_device is None

@@ -87,7 +87,7 @@ def run_capture(
         seed=seed,
         prompt=m.prompt,
         audio_token_id=m.geom.audio_token_id,
-        feature_device=None if m.remote else m.device,
+        feature_device=m.feature_device,
     )
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]

@@ -36,6 +36,13 @@ class LoadedModel:
     _envoys: Any = field(default=None, repr=False)
 
     @property
+    def feature_device(self) -> str | None:
+        """Where the log-mel features are computed: on the model's device, or on the host (None) for a remote
+        run (the client sends them) and for the model's own forward (`--audio-encoder full-window`), whose inputs
+        are then exactly what a remote client sends (a CUDA STFT differs from the host's by float rounding)."""
+        return None if self.remote or not self.fast_audio else self.device
+
+    @property
     def name(self) -> str:
         return str(self.spec["name"])
 
