@@ -283,3 +283,22 @@ def test_audio_mass_masks_follow_the_scores_device():
             p = np.exp(sc - sc.max())
             p /= p.sum()
             assert abs(got[i, j] - p[audio_mask[i].numpy()].sum()) < 1e-5
+
+
+def test_audio_mass_stays_float32_under_a_servers_autocast():
+    """An NDIF server runs each request under torch.autocast(bfloat16) (ndif's modeling/nns.py); on the H200
+    the remote masses then differed from the local ones by ~0.005 while every bf16 tensor was identical. The mass
+    must come out the same under autocast as without it (autocast on the CPU casts matmuls the same way)."""
+    from steer_audio.capture.trace import last_row_audio_mass
+
+    g = torch.Generator().manual_seed(1)
+    n, h, s, d = 2, 4, 50, 64
+    q, k = torch.randn(n, h, s, d, generator=g) * 3, torch.randn(n, h, s, d, generator=g) * 3
+    key_mask = torch.ones(n, s, dtype=torch.bool)
+    audio_mask = torch.zeros(n, s, dtype=torch.bool)
+    audio_mask[:, 10:30] = True
+    plain = last_row_audio_mass(q, k, key_mask, audio_mask, d**-0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = last_row_audio_mass(q, k, key_mask, audio_mask, d**-0.5)
+    assert cast.dtype == torch.float32
+    torch.testing.assert_close(cast, plain, atol=1e-6, rtol=1e-6)
