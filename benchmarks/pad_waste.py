@@ -1,5 +1,5 @@
 """Padded share of batch-16 capture tokens on 256 MMAU test-mini questions under 10 s clips (qwen2 tokenizer, CPU):
-capture_order vs sorting by id-only order (the previous key: exact clip length, then id) vs an oracle by token count.
+the previous order (exact clip length, then id) vs capture_order vs an oracle sorted by token count.
 
     .venv/bin/python benchmarks/pad_waste.py
 """
@@ -36,10 +36,6 @@ def waste(order, bs=16):
 
 
 print("previous order (clip length, id)", waste(sorted(exs, key=lambda e: (len(e.audio_array), e.id))))
-
-
-def txt(e):
-    return len(e.question) + sum(len(c) for c in e.choices)
 
 
 print("capture_order", waste(capture_order(exs)))

@@ -117,8 +117,7 @@ def encode_inputs(m: Model, inputs: tuple[Any, ...]) -> dict[str, torch.Tensor]:
     else:
         raise SteerAudioError("trace inputs must all be Examples or all (audio, text) pairs")
     wavs = [load_audio(e.audio_path, e.audio_array, max_seconds=m.audio_window_s) for e in exs]
-    feature_device = m.feature_device
-    b = encode(m.processor, exs, wavs, None, ps, m.geom.audio_token_id, feature_device)
+    b = encode(m.processor, exs, wavs, None, ps, m.geom.audio_token_id, m.feature_device)
     return m.inputs_to_device(b.model_inputs)
 
 

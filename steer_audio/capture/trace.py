@@ -71,13 +71,13 @@ def last_row_audio_mass(
     """
     n_heads, n_kv = q.shape[1], k.shape[1]
     qt = q[:, :, -1, :].float()
-    kf = k.float()
     if n_kv != n_heads:
-        kf = kf.repeat_interleave(n_heads // n_kv, dim=1)
+        k = k.repeat_interleave(n_heads // n_kv, dim=1)
     # an elementwise product and a sum, not a matmul: an NDIF server runs every request under
     # torch.autocast(bfloat16), which would run a float32 einsum in bf16 (on the H200 the remote masses then
-    # differed from the local ones by ~0.005 while every bf16 tensor was identical); mul and sum keep float32
-    scores = (qt[:, :, None, :] * kf).sum(-1) * scaling
+    # differed from the local ones by ~0.005 while every bf16 tensor was identical); mul and sum keep float32.
+    # float32 qt times bf16 k promotes exactly, so no float32 copy of the keys is made first
+    scores = (qt[:, :, None, :] * k).sum(-1) * scaling
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
     # the masks are built where the inputs are (the client, for a remote trace): move them to the scores'
