@@ -7,7 +7,9 @@ One 10 s batch (audio + silence rows), timed four ways with CUDA events (median 
   forward  the bare decoder forward on those inputs_embeds (no nnsight, logits of the last position only)
   trace0   an nnsight trace of the same forward reading only the last-position logits
   capture  `capture_trace` (every read the capture stage makes)
-then one torch.profiler pass over encode + capture: the kernels by GPU time (grouped: GEMM, attention,
+then the host's own cost of each step (`host`: the same calls on one pair, where the GPU work is a few ms, so the
+wall time is the host launching ~the same number of kernels; and `prepare_batch` of a whole batch, the work of
+run_capture's preparing thread), then one torch.profiler pass over encode + capture: the kernels by GPU time (grouped: GEMM, attention,
 elementwise, copy, memset, reduction, other), the GPU-busy fraction of the wall time, and the aten ops with
 their input shapes. Writes DIR/capture_profile.{json,md} and DIR/capture_profile_trace.json.gz (chrome trace).
 Speed only: the weights are random.
@@ -67,6 +69,48 @@ def timed(fn, reps: int, cuda: bool) -> float:
             fn()
             out.append(time.perf_counter() - t)
     return statistics.median(out)
+
+
+def host_costs(m, ev, exs, wavs, negs, reps: int, cuda: bool) -> dict[str, float]:
+    """Wall seconds of the host's work per batch: encode and capture_trace on ONE pair (same kernel launches, a few
+    ms of GPU work, so this is what launching costs the host), and prepare_batch of the whole batch (the
+    preparing thread: audio, negatives, tokens, features)."""
+    from steer_audio.capture.inputs import encode
+    from steer_audio.capture.prepare import PrepSpec, prepare_batch
+    from steer_audio.capture.trace import capture_trace
+
+    one = encode(m.processor, exs[:1], wavs[:1], negs[:1], m.prompt, m.geom.audio_token_id)
+    mask_d, cand_d = one.audio_mask.to(m.device), one.cand.to(m.device)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def wall(fn) -> float:
+        out = []
+        for _ in range(reps + 1):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            out.append(time.perf_counter() - t0)
+        return statistics.median(out[1:])
+
+    inp = m.model_inputs(one.model_inputs, one.row_keys)
+    spec = PrepSpec(
+        window_s=m.audio_window_s,
+        negative_kind="silence",
+        strict=False,
+        seed=0,
+        prompt=m.prompt,
+        audio_token_id=m.geom.audio_token_id,
+        feature_device=m.feature_device,
+    )
+    return {
+        "encode_1_pair": wall(lambda: m.model_inputs(one.model_inputs, one.row_keys)),
+        "capture_1_pair": wall(lambda: capture_trace(m.lm, ev, m.geom, inp, mask_d, cand_d)),
+        "prepare_batch": wall(lambda: prepare_batch(m.processor, spec, exs)),
+    }
 
 
 def main() -> None:
@@ -144,6 +188,9 @@ def main() -> None:
         res["decoder_tflops_in_forward"] = res["decoder_tflop_per_batch"] / t["forward"]
         for k, v in t.items():
             log(f"{k:8s} {1e3 * v:8.1f} ms")
+        res["host_seconds"] = host_costs(m, ev, exs, wavs, negs, args.reps, cuda)
+        for k, v in res["host_seconds"].items():
+            log(f"host {k:18s} {1e3 * v:8.1f} ms")
         log(f"pairs/s: {res['pairs_per_s']}; forward at {res['decoder_tflops_in_forward']:.0f} TFLOP/s")
 
         from torch.profiler import ProfilerActivity, profile
@@ -195,6 +242,12 @@ def main() -> None:
         "| step | ms |",
         "|---|---|",
         *[f"| {k} | {1e3 * v:.1f} |" for k, v in t.items()],
+        "",
+        "Host cost (wall, synchronised; one pair = the same launches with little GPU work):",
+        "",
+        "| host step | ms |",
+        "|---|---|",
+        *[f"| {k} | {1e3 * v:.1f} |" for k, v in res["host_seconds"].items()],
         "",
         f"Profiled encode + capture: wall {1e3 * wall:.1f} ms, GPU busy {1e3 * busy:.1f} ms, "
         f"{res['profile']['kernel_launches']} kernels.",

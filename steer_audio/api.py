@@ -24,6 +24,7 @@ import torch
 from .capture.cache import CaptureData, Readout
 from .capture.prepare import PrepSpec, prepare_batch
 from .capture.run import all_candidate_ids, capture_order, run_capture, shard_info, shard_rows, trace_batch
+from .capture.trace import last_position
 from .config import RunConfig
 from .data.audio import load_audio
 from .data.mmau import Example
@@ -426,7 +427,7 @@ def option_logits(
     with model.trace(exs):
         if steering is not None:
             steering.edit(ev)
-        ev.final_norm.output = ev.final_norm.output[:, -1:]
+        ev.final_norm.output = last_position(ev.final_norm.output)
         logits = ev.lm_head.output[:, -1].save()
     out = torch.full((len(exs), MAX_OPTIONS), float("-inf"))
     for i, e in enumerate(exs):

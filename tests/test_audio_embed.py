@@ -14,7 +14,7 @@ from steer_audio.capture.run import run_capture
 from steer_audio.data import mmau
 from steer_audio.data.audio import load_audio
 from steer_audio.models import loaded
-from steer_audio.models.audio_embed import AudioEmbedder
+from steer_audio.models.audio_embed import AudioEmbedder, take_rows
 
 
 def _hf_inputs_embeds(module, inputs):
@@ -117,3 +117,11 @@ def test_full_window_computes_features_where_a_remote_client_does(dataset_path, 
         run_mod.run_capture(m, exs, tmp_path / enc, batch_size=2)
         assert seen == [want]
     assert loaded.load("tiny", device="cpu", remote="local").feature_device is None
+
+
+def test_take_rows_is_the_list_index_and_a_view_for_a_run():
+    x = torch.arange(24.0).reshape(6, 4)
+    for rows in ([0, 1, 2], [3], [1, 3, 4], [5, 0]):
+        assert torch.equal(take_rows(x, rows), x[rows]), rows
+    run = take_rows(x, [2, 3, 4])
+    assert run.data_ptr() == x[2].data_ptr()  # a view: nothing copied, nothing moved to a device

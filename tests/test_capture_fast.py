@@ -100,3 +100,59 @@ def test_liger_needs_cuda_and_leaves_the_model_untouched(tiny):
     assert modeling_qwen2.create_causal_mask.__module__ == "transformers.masking_utils"
     with pytest.raises(SteerAudioError, match="features"):
         fast.Levers(features="gpu")
+
+
+def _eager_record(fn, x, mask):
+    """A stand-in for `fast.record_cuda_graph` on the CPU: `replay()` reruns `fn` on the static buffers and writes
+    the static output in place, which is what a replayed CUDA graph does."""
+    out = fn(x, mask)
+    return fast.Recorded(lambda: out.copy_(fn(x, mask)), x, mask, out)
+
+
+def test_graph_cache_records_a_shape_the_second_time_and_never_hands_out_its_buffer():
+    calls = []
+
+    def fn(x, mask):
+        calls.append(x.shape)
+        return x * 2 + (0 if mask is None else mask)
+
+    cache = fast.GraphCache(fn, _eager_record, max_graphs=1)
+    a, b, c = torch.ones(2, 3), torch.full((2, 3), 5.0), torch.full((2, 3), 7.0)
+    ya = cache(a, None)  # first sight of the shape: eager, nothing recorded
+    assert cache.recorded == 0 and cache.replayed == 0
+    yb = cache(b, None)  # second: recorded, then replayed on b
+    yc = cache(c, None)  # third: replayed on c
+    assert (cache.recorded, cache.replayed) == (1, 2)
+    assert (
+        torch.equal(ya, a * 2) and torch.equal(yb, b * 2) and torch.equal(yc, c * 2)
+    )  # yb not overwritten by c
+    mask = torch.zeros(2, 3)
+    cache(a, mask)  # another key (a mask) is another graph; with max_graphs=1 the first one is dropped
+    cache(a, mask)
+    assert cache.recorded == 2 and len(cache.graphs) == 1
+    assert torch.equal(cache(c, mask + 1), c * 2 + 1)  # the mask is an input of the replay too
+    cache(b, None)  # the first graph was dropped: recorded again
+    assert cache.recorded == 3
+
+
+def test_encoder_graph_equals_the_eager_encoder_in_a_capture(tiny, exs, tmp_path):
+    base = _capture(tiny, exs[:4], tmp_path / "base")
+    inst = fast.Installed(fast.Levers(encoder_graph=True))
+    try:
+        fast.graph_encoder(tiny, inst, _eager_record)
+        first = _capture(tiny, exs[:4], tmp_path / "first")  # the batch shape seen once: eager
+        again = _capture(tiny, exs[:4], tmp_path / "again")  # seen twice: recorded and replayed
+    finally:
+        inst.restore()
+    assert inst.hits == {"encoder_eager": 1, "encoder_graph": 1}
+    assert inst.graphs is not None and inst.graphs.recorded == 1
+    for k in FIELDS:
+        assert torch.equal(first[k], base[k]), k
+        assert torch.equal(again[k], base[k]), k
+    assert "encode" not in vars(tiny._embedder)  # restored
+
+
+def test_encoder_graph_needs_cuda(tiny):
+    with pytest.raises(SteerAudioError, match="CUDA"):
+        fast.install(tiny, fast.Levers(encoder_graph=True))
+    assert tiny._embedder is None or "encode" not in vars(tiny._embedder)

@@ -88,7 +88,9 @@ class AudioEmbedder:
         first = {k: i for i, k in reversed(list(enumerate(keys))) if k not in found}
         if first:
             todo = sorted(first.values())
-            encoded = self.encode(feats[todo], fmask[todo], [int(n_mel[i]) for i in todo])
+            encoded = self.encode(
+                take_rows(feats, todo), take_rows(fmask, todo), [int(n_mel[i]) for i in todo]
+            )
             for i, f in zip(todo, encoded, strict=True):
                 found[keys[i]] = f
                 if not keys[i].startswith(("row:", "feat:")) and len(self.memo) < self.max_memo:
@@ -118,6 +120,18 @@ class AudioEmbedder:
         return [x[i, : int(out_len[i])] for i in range(x.shape[0])]
 
 
+def take_rows(x: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """x[rows] without making the host wait for the device. Indexing a device tensor with a Python list copies
+    the index to the device with a blocking copy, which waits for every kernel already queued (on the H200 the
+    host then waited for the previous batch's whole trace before it could launch this batch's encoder). A
+    run of consecutive rows (the usual case: the audio rows, silence rows reused) is a view; any other index
+    goes to the device asynchronously."""
+    if rows == list(range(rows[0], rows[0] + len(rows))):
+        return x[rows[0] : rows[0] + len(rows)]
+    index = torch.tensor(rows)
+    return x.index_select(0, index.to(x.device, non_blocking=True) if x.is_cuda else index)
+
+
 def content_key(feats: torch.Tensor, i: int, n_mel: int) -> str:
     """Row i's key within one batch: a digest of its log-mel input (host tensors), or the row itself when the
     features are on a device (hashing them there would wait for it). Not kept across batches."""
@@ -142,16 +156,28 @@ def tower_on_clip_length(
     m = trimmed_frames(int(feat_len.max()), feats.shape[-1], bucket)
     w = tower.conv1.weight
     x = feats[..., :m].to(device=w.device, dtype=w.dtype)
+    t = conv_frames(m)
+    keep = (torch.arange(t)[None, :] < feat_len[:, None]).long().to(x.device)
+    embeds = torch.empty(x.shape[0], t, 0, dtype=x.dtype, device=x.device)
+    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=embeds, attention_mask=keep)
+    return tower_body(tower, x, mask), out_len
+
+
+def tower_body(tower: Any, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """`Qwen2AudioEncoder.forward` from the trimmed mel frames `x` [B, n_mel, m] (the tower's dtype and device)
+    to its final layer norm, under the key `mask` (None: every key): [B, T, d]."""
     x = torch.nn.functional.gelu(tower.conv1(x))
     x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
-    t = x.shape[1]
-    x = x + tower.embed_positions.weight[:t]
-    keep = (torch.arange(t)[None, :] < feat_len[:, None]).long().to(x.device)
-    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=x, attention_mask=keep)
+    x = x + tower.embed_positions.weight[: x.shape[1]]
     for layer in tower.layers:
         x = layer(x, mask)
     x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
-    return tower.layer_norm(x), out_len
+    return tower.layer_norm(x)  # type: ignore[no-any-return]
+
+
+def conv_frames(n_mel: int) -> int:
+    """Frames after the encoder's convolutions (conv2 has stride 2, padding 1, kernel 3) of `n_mel` mel frames."""
+    return (n_mel - 1) // 2 + 1
 
 
 def trimmed_frames(longest_conv_frames: int, window_frames: int, bucket: int = BUCKET) -> int:

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from ..capture.trace import Envoys
+from ..capture.trace import Envoys, last_position
 from ..errors import SteerAudioError
 from . import forward
 from .forward import Prefix, gather_candidates
@@ -107,7 +107,7 @@ def avs_logits(
             y = ev.layers[layer].output
             add = coef[layer] * v[:, layer].to(y.device)
             y[:, -1] = steer_residual(y[:, -1], add)
-        ev.final_norm.output = ev.final_norm.output[:, -1:]
+        ev.final_norm.output = last_position(ev.final_norm.output)
         logits = ev.lm_head.output[:, -1].save()
     return gather_candidates(logits.cpu(), cand)
 

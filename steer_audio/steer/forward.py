@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..capture.trace import Envoys
+from ..capture.trace import Envoys, last_position
 
 
 def head_delta(dz: torch.Tensor, heads: list[tuple[int, int]], n_layers: int) -> dict[int, torch.Tensor]:
@@ -63,7 +63,7 @@ def forward_logits(
         if final_add is not None:
             y = ev.layers[last].output
             y[:, -1] += final_add.to(y.device, y.dtype)
-        ev.final_norm.output = ev.final_norm.output[:, -1:]
+        ev.final_norm.output = last_position(ev.final_norm.output)
         logits = ev.lm_head.output[:, -1].save()
     return gather_candidates(logits.cpu(), cand)
 
@@ -91,7 +91,7 @@ def prefix_pass(lm: Any, ev: Envoys, inputs: dict[str, torch.Tensor]) -> Prefix:
     """The prompt without its last position, once, with the KV cache kept (lm_head on one position only)."""
     prefix = {k: (v[:, :-1] if k in SEQ_KEYS else v) for k, v in inputs.items()}
     with torch.no_grad(), lm.trace(**prefix, use_cache=True):
-        ev.final_norm.output = ev.final_norm.output[:, -1:]
+        ev.final_norm.output = last_position(ev.final_norm.output)
         kv = lm.output.cache.save()
     return Prefix(kv, inputs)
 

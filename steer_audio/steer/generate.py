@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
-from ..capture.trace import Envoys, envoys
+from ..capture.trace import Envoys, envoys, last_position
 from ..errors import SteerAudioError
 from .avs import steer_residual
 
@@ -198,7 +198,7 @@ def generate(
         with lm.trace(**step_in, **kw):
             st.apply(ev, cols)
             # the lm_head needs only the last position: skip the full-vocabulary logits of the others
-            ev.final_norm.output = ev.final_norm.output[:, -1:]
+            ev.final_norm.output = last_position(ev.final_norm.output)
             logits = ev.lm_head.output[:, -1].save()
             if use_cache and kv is None:
                 kv = lm.output.cache.save()
