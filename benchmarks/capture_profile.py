@@ -76,7 +76,7 @@ def host_costs(m, ev, exs, wavs, negs, reps: int, cuda: bool) -> dict[str, float
     ms of GPU work, so this is what launching costs the host), and prepare_batch of the whole batch (the
     preparing thread: audio, negatives, tokens, features)."""
     from steer_audio.capture.inputs import encode
-    from steer_audio.capture.prepare import PrepSpec, prepare_batch
+    from steer_audio.capture.prepare import prep_spec, prepare_batch
     from steer_audio.capture.trace import capture_trace
 
     one = encode(m.processor, exs[:1], wavs[:1], negs[:1], m.prompt, m.geom.audio_token_id)
@@ -97,15 +97,7 @@ def host_costs(m, ev, exs, wavs, negs, reps: int, cuda: bool) -> dict[str, float
         return statistics.median(out[1:])
 
     inp = m.model_inputs(one.model_inputs, one.row_keys)
-    spec = PrepSpec(
-        window_s=m.audio_window_s,
-        negative_kind="silence",
-        strict=False,
-        seed=0,
-        prompt=m.prompt,
-        audio_token_id=m.geom.audio_token_id,
-        feature_device=m.feature_device,
-    )
+    spec = prep_spec(m, "silence", strict=False, seed=0)
     return {
         "encode_1_pair": wall(lambda: m.model_inputs(one.model_inputs, one.row_keys)),
         "capture_1_pair": wall(lambda: capture_trace(m.lm, ev, m.geom, inp, mask_d, cand_d)),

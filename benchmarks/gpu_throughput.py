@@ -428,7 +428,11 @@ def suite(args) -> None:
         "liger": L(liger=True),
         "no_sync + liger": L(no_sync=True, liger=True),
         "encoder_graph": L(encoder_graph=True),
-        "no_sync + liger + encoder_graph": L(no_sync=True, liger=True, encoder_graph=True),
+        "clip_features": L(clip_features=True),
+        "no_sync + encoder_graph + clip_features": L(no_sync=True, encoder_graph=True, clip_features=True),
+        "no_sync + liger + encoder_graph + clip_features": L(
+            no_sync=True, liger=True, encoder_graph=True, clip_features=True
+        ),
         "features on the host (lever (a) off)": L(features="host"),
     }
     for name, lv in first.items():
@@ -497,6 +501,7 @@ def suite(args) -> None:
             ("liger", "liger"),
             ("compile", "compile"),
             ("encoder_graph", "encoder_graph"),
+            ("clip_features", "clip_features"),
         )
         if "pairs_per_s" in rows["10s"].get(name, {})
     }
@@ -524,7 +529,9 @@ def sync_points(m, res: dict, exs, scratch: Path) -> None:
     for name, lv in {
         "baseline": fast.Levers(),
         "no_sync": fast.Levers(no_sync=True),
-        "no_sync + encoder_graph": fast.Levers(no_sync=True, encoder_graph=True),
+        "no_sync + encoder_graph + clip_features": fast.Levers(
+            no_sync=True, encoder_graph=True, clip_features=True
+        ),
     }.items():
         with fast.install(m, lv):
             torch.cuda.set_sync_debug_mode("warn")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .capture.cache import CaptureData, Readout
-from .capture.prepare import PrepSpec, prepare_batch
+from .capture.prepare import prep_spec, prepare_batch
 from .capture.run import all_candidate_ids, capture_order, run_capture, shard_info, shard_rows, trace_batch
 from .capture.trace import last_position
 from .config import RunConfig
@@ -216,15 +216,7 @@ def capture_examples(
 def _capture_in_memory(
     m: Model, examples: list[Example], negative: str, batch_size: int, seed: int, strict: bool
 ) -> Capture:
-    spec = PrepSpec(
-        window_s=m.audio_window_s,
-        negative_kind=negative,
-        strict=strict,
-        seed=seed,
-        prompt=m.prompt,
-        audio_token_id=m.geom.audio_token_id,
-        feature_device=m.feature_device,
-    )
+    spec = prep_spec(m, negative, strict, seed)
     ro_ids = all_candidate_ids(m, examples)
     ev = m.envoys()
     todo = capture_order(examples)

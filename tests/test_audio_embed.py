@@ -125,3 +125,35 @@ def test_take_rows_is_the_list_index_and_a_view_for_a_run():
         assert torch.equal(take_rows(x, rows), x[rows]), rows
     run = take_rows(x, [2, 3, 4])
     assert run.data_ptr() == x[2].data_ptr()  # a view: nothing copied, nothing moved to a device
+
+
+def test_clip_samples_cover_every_frame_the_encoder_reads(tiny, dataset_path):
+    """The features of a batch padded to `clip_samples` equal the whole window's on every frame the clip-length
+    encoder reads (checked here against the whole-window features, frame by frame), and a full-window clip keeps
+    the whole window."""
+    from steer_audio.models.audio_embed import BUCKET, clip_samples, trimmed_frames
+
+    fe = tiny.processor.feature_extractor
+    _, wavs = _clips(tiny, dataset_path)
+    short = wavs[:3]
+    longest = max(len(w) for w in short)
+    p = clip_samples(fe, longest)
+    whole = fe(
+        short, sampling_rate=16000, return_tensors="pt", return_attention_mask=True, padding="max_length"
+    )
+    clip = fe(
+        short,
+        sampling_rate=16000,
+        return_tensors="pt",
+        return_attention_mask=True,
+        padding="max_length",
+        max_length=p,
+    )
+    n_mel = whole["attention_mask"].sum(-1)
+    assert torch.equal(clip["attention_mask"].sum(-1), n_mel)
+    read = trimmed_frames((int(n_mel.max()) - 1) // 2 + 1, whole["input_features"].shape[-1], BUCKET)
+    assert clip["input_features"].shape[-1] >= read
+    torch.testing.assert_close(
+        clip["input_features"][..., :read], whole["input_features"][..., :read], rtol=0, atol=0
+    )
+    assert clip_samples(fe, len(wavs[3])) == fe.n_samples

@@ -156,3 +156,19 @@ def test_encoder_graph_needs_cuda(tiny):
     with pytest.raises(SteerAudioError, match="CUDA"):
         fast.install(tiny, fast.Levers(encoder_graph=True))
     assert tiny._embedder is None or "encode" not in vars(tiny._embedder)
+
+
+def test_clip_features_are_shorter_and_the_capture_is_bit_identical(tiny, exs, tmp_path):
+    from steer_audio.capture.prepare import prep_spec, prepare_batch
+
+    base = _capture(tiny, exs, tmp_path / "base")
+    with fast.install(tiny, fast.Levers(clip_features=True)):
+        spec = prep_spec(tiny, "silence", strict=False, seed=0)
+        b, _ = prepare_batch(tiny.processor, spec, exs[:4])
+        got = _capture(tiny, exs, tmp_path / "clip")
+    assert spec.clip_features and not prep_spec(tiny, "silence", False, 0).clip_features  # restored
+    window = tiny.processor.feature_extractor.n_samples // tiny.processor.feature_extractor.hop_length
+    frames = b.model_inputs["input_features"].shape[-1]
+    assert frames < window  # the test clips are shorter than the window
+    for k in FIELDS:
+        assert torch.equal(got[k], base[k]), k

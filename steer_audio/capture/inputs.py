@@ -11,7 +11,7 @@ import torch
 from ..data.mmau import Example
 from ..data.prompts import PromptSpec, candidate_ids, render
 from ..errors import SteerAudioError
-from ..models.audio_embed import silence_key
+from ..models.audio_embed import clip_samples, silence_key
 
 MAX_OPTIONS = 10
 
@@ -47,10 +47,14 @@ def encode(
     audio_token_id: int,
     feature_device: str | None = None,
     audio: bool = True,
+    clip_features: bool = False,
 ) -> Batch:
     """Encode B examples into 2B rows (audio then negative), or B rows when `negs` is None.
 
-    `audio=False` encodes the prompts with no audio at all (the `drop` negative: not position-aligned)."""
+    `audio=False` encodes the prompts with no audio at all (the `drop` negative: not position-aligned).
+    `clip_features` (Qwen2-Audio's processor, for the clip-length encoder only) computes the log-mel features
+    on the batch's clip length instead of the whole window (`models.audio_embed.clip_samples`): the frames the
+    encoder reads are the same, the model's own forward (which needs the whole window) cannot take them."""
     texts = [render(processor, ex, ps, audio) for ex in examples]
     audios = list(wavs)
     if negs is not None:
@@ -60,9 +64,14 @@ def encode(
     old_side = tok.padding_side
     tok.padding_side = "left"
     try:
-        kw = {"device": feature_device} if feature_device and feature_device.startswith("cuda") else {}
+        kw: dict[str, Any] = (
+            {"device": feature_device} if feature_device and feature_device.startswith("cuda") else {}
+        )
         # log-mel features on the GPU when there is one (identical to the CPU path; the CPU STFT of 30 s
         # windows is otherwise the capture's bottleneck on a GPU machine)
+        if audio and clip_features:
+            longest = max(len(a) for a in audios)
+            kw["audio_kwargs"] = {"max_length": clip_samples(processor.feature_extractor, longest)}
         if audio:
             enc = processor(
                 text=texts, audio=audios, return_tensors="pt", padding=True, sampling_rate=16000, **kw

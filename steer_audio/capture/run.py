@@ -22,7 +22,7 @@ from ..progress import bar
 from . import prefix
 from .cache import CaptureCache
 from .inputs import MAX_OPTIONS
-from .prepare import PrepSpec, prepare_batch
+from .prepare import prep_spec, prepare_batch
 from .trace import capture_trace, envoys
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ def run_capture(
     cache.bind(cache_key(m, data_sha, negative_kind, seed))
     todo = capture_order([e for e in examples if e.id not in cache.done])
     ev = envoys(m.lm, m.arch, m.geom, m.name)
-    window = m.audio_window_s
     need_readout = not (Path(out_dir) / "readout.safetensors").exists()
     if readout_ids is None:
         readout_ids = all_candidate_ids(m, examples)
@@ -80,15 +79,7 @@ def run_capture(
             batch_size,
         )
 
-    spec = PrepSpec(
-        window_s=window,
-        negative_kind=negative_kind,
-        strict=strict,
-        seed=seed,
-        prompt=m.prompt,
-        audio_token_id=m.geom.audio_token_id,
-        feature_device=m.feature_device,
-    )
+    spec = prep_spec(m, negative_kind, strict, seed)
 
     chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     st = stats if stats is not None else {}

@@ -31,6 +31,9 @@ class LoadedModel:
     #: locally, feed audio as inputs_embeds from the clip-length encoder with repeated inputs encoded once
     #: (models/audio_embed.py; same numbers as the model's own forward). False = the model's own forward.
     fast_audio: bool = True
+    #: captures compute the log-mel features on the batch's clip length instead of the whole window (the frames
+    #: the clip-length encoder reads are the same; capture/inputs.py). Needs `uses_fast_audio`; else ignored.
+    clip_features: bool = False
     _embedder: Any = field(default=None, repr=False)
 
     _envoys: Any = field(default=None, repr=False)
