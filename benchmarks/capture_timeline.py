@@ -131,7 +131,7 @@ def main() -> None:
     res: dict = {"note": "RANDOM WEIGHTS: speed only", "card": card(cuda), "rows": []}
     for k, sset in enumerate(args.sets.split(";")):
         names = [x for x in sset.split(",") if x and x != "none"]
-        lv = fast.Levers(**{x: True for x in names})
+        lv = fast.Levers(**dict(x.split("=", 1) if "=" in x else (x, True) for x in names))
         with fast.install(m, lv):
             for mode in args.modes.split(","):
                 one_run(m, warm, scratch / f"w{k}{mode}", args.batch, "thread", cuda)
@@ -152,7 +152,14 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
-        on = "+".join(k for k, v in r["levers"].items() if v is True) or "none"
+        on = (
+            "+".join(
+                k if v is True else f"{k}={v}"
+                for k, v in r["levers"].items()
+                if v is True or (k == "features" and v != "device")
+            )
+            or "none"
+        )
         mm = r["median_ms"]
 
         def f(x):

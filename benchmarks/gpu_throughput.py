@@ -433,6 +433,13 @@ def suite(args) -> None:
         "no_sync + liger + encoder_graph + clip_features": L(
             no_sync=True, liger=True, encoder_graph=True, clip_features=True
         ),
+        "features at launch": L(features="launch"),
+        "no_sync + encoder_graph + clip_features + features at launch": L(
+            features="launch", no_sync=True, encoder_graph=True, clip_features=True
+        ),
+        "no_sync + liger + encoder_graph + clip_features + features at launch": L(
+            features="launch", no_sync=True, liger=True, encoder_graph=True, clip_features=True
+        ),
         "features on the host (lever (a) off)": L(features="host"),
     }
     for name, lv in first.items():

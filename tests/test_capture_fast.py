@@ -172,3 +172,29 @@ def test_clip_features_are_shorter_and_the_capture_is_bit_identical(tiny, exs, t
     assert frames < window  # the test clips are shorter than the window
     for k in FIELDS:
         assert torch.equal(got[k], base[k]), k
+
+
+def test_log_mel_is_whispers_torch_features_op_for_op(tiny):
+    fe = tiny.processor.feature_extractor
+    rng = np.random.default_rng(3)
+    wav = (0.1 * rng.standard_normal((3, 16000 * 2))).astype(np.float32)
+    wav[2] = 0.0  # a silent row: the per-row ceiling comes from the floor
+    want = fe._torch_extract_fbank_features(wav, "cpu")
+    got = fast.log_mel(fe, torch.from_numpy(wav))
+    assert torch.equal(got, torch.from_numpy(want))
+
+
+def test_features_at_launch_are_bit_identical_and_the_worker_only_pads(tiny, exs, tmp_path):
+    from steer_audio.capture.prepare import prep_spec, prepare_batch
+
+    base = _capture(tiny, exs, tmp_path / "base")
+    for lv in (fast.Levers(features="launch"), fast.Levers(features="launch", no_sync=True, clip_features=True)):
+        with fast.install(tiny, lv) as inst:
+            b, _ = prepare_batch(tiny.processor, prep_spec(tiny, "silence", False, 0), exs[:4])
+            assert b.model_inputs["input_features"].ndim == 2  # [rows, samples]: waveforms, no log-mel yet
+            got = _capture(tiny, exs, tmp_path / f"launch{int(lv.no_sync)}")
+        assert inst.hits["features_at_launch"] == 2  # both batches of 4 pairs
+        for k in FIELDS:
+            assert torch.equal(got[k], base[k]), (lv, k)
+    assert "_torch_extract_fbank_features" not in vars(tiny.processor.feature_extractor)
+    assert "inputs_to_device" not in vars(tiny)

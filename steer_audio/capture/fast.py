@@ -10,6 +10,11 @@ replacing `forward`, so every read and write of a trace still sees the module.
 
 * `features` ("device" = today's default, or "host"): where Whisper's log-mel STFT runs (transformers' torch
   path, `device=`). "host" is what a machine without a GPU does; the two agree to float rounding.
+  "launch": the preparing thread only pads the waveforms (the feature extractor's log-mel step passes them
+  through); the launching thread computes the log-mel on the device as the batch's first kernels (`log_mel`,
+  Whisper's torch STFT op for op): no read-back of the features and no second copy to the device, and the
+  preparing thread, which shares the GIL with the launching one, does a fraction of the work. The same ops on
+  the same device as "device": bit-identical.
 * `no_sync`: the host never waits for the device while it launches a batch, so it launches batch k+1 while the
   device still computes batch k. Every copy to the device is `non_blocking` (from pageable memory the driver
   stages the bytes at once, with no device synchronisation); the decoder's and the encoder's attention masks
@@ -53,7 +58,7 @@ from ..errors import SteerAudioError
 #: nnsight's per-module state attribute (nnsight.intervention.source.STATE): holds the body its controller runs
 _NNSIGHT_STATE = "__nnsight__"
 
-FEATURES = ("device", "host")
+FEATURES = ("device", "host", "launch")
 
 #: host tensors at least this large go to the device through pinned memory (`no_sync`)
 PIN_BYTES = 1 << 20
@@ -72,7 +77,7 @@ class Levers:
 
     def __post_init__(self) -> None:
         if self.features not in FEATURES:
-            raise SteerAudioError(f"features must be {' or '.join(FEATURES)}, got {self.features!r}")
+            raise SteerAudioError(f"features must be one of {', '.join(FEATURES)}, got {self.features!r}")
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +127,8 @@ def install(m: Any, levers: Levers) -> Installed:
             _compile(m, inst)
         if levers.encoder_graph:
             _encoder_graph(m, inst)
+        if levers.features == "launch":
+            _features_at_launch(m, inst)
         if levers.clip_features:
             if not m.uses_fast_audio:
                 raise SteerAudioError("the clip_features lever needs the clip-length audio encoder")
@@ -280,7 +287,8 @@ def _no_sync(m: Any, inst: Installed) -> None:
                 local.s = torch.cuda.Stream(device=m.device)
             return local.s
 
-        _features_on(m, inst, m.device if inst.levers.features == "device" else "cpu", side)
+        if inst.levers.features != "launch":  # "launch" computes no features in the preparing thread
+            _features_on(m, inst, m.device if inst.levers.features == "device" else "cpu", side)
 
 
 def embedder(m: Any) -> Any:
@@ -537,3 +545,53 @@ def graph_encoder(m: Any, inst: Installed, record: Recorder) -> None:
 
     _set_attr(inst, emb, "encode", encode)
     inst.graphs = cache
+
+
+# -- (f) the log-mel features computed by the launching thread, on the device ---------------------------------
+
+
+def log_mel(fe: Any, waveform: torch.Tensor, filters: torch.Tensor | None = None) -> torch.Tensor:
+    """`WhisperFeatureExtractor._torch_extract_fbank_features` (transformers 5.x) op for op on a [B, samples]
+    float32 batch, on the batch's device and without its read-back to the host: [B, n_mels, frames] float32.
+    `filters` is the extractor's mel filter bank already on that device (else it is copied there)."""
+    dev = waveform.device
+    window = torch.hann_window(fe.n_fft, device=dev)
+    stft = torch.stft(waveform, fe.n_fft, fe.hop_length, window=window, return_complex=True)
+    magnitudes = (stft[..., :-1].abs() ** 2).contiguous()
+    if filters is None:
+        filters = torch.from_numpy(fe.mel_filters).to(dev, torch.float32)
+    mel_spec = filters.T @ magnitudes
+    log_spec = torch.clamp(mel_spec, min=1e-10).log10()
+    max_val = log_spec.max(dim=2, keepdim=True)[0].max(dim=1, keepdim=True)[0]
+    log_spec = torch.maximum(log_spec, max_val - 8.0)
+    return (log_spec + 4.0) / 4.0
+
+
+def _features_at_launch(m: Any, inst: Installed) -> None:
+    import numpy as np
+
+    fe = m.processor.feature_extractor
+    if type(fe).__name__ != "WhisperFeatureExtractor" or not m.uses_fast_audio:
+        raise SteerAudioError("features='launch' needs Whisper features and the clip-length audio encoder")
+    if float(getattr(fe, "dither", 0.0) or 0.0) != 0.0:
+        raise SteerAudioError("features='launch' computes no dither: the feature extractor dithers")
+    filters = torch.from_numpy(fe.mel_filters).to(m.device, torch.float32)
+
+    def passthrough(waveform: Any, device: str = "cpu") -> Any:
+        # [B, samples]: the padded (and, where the extractor normalises, normalised) waveforms
+        return np.ascontiguousarray(waveform, dtype=np.float32)
+
+    prev = m.inputs_to_device
+
+    def to_device(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        wav = inputs.get("input_features")
+        if wav is None or wav.ndim != 2:  # log-mel features are [B, n_mels, frames]; waveforms [B, samples]
+            return prev(inputs)  # type: ignore[no-any-return]
+        out = prev({k: v for k, v in inputs.items() if k != "input_features"})
+        feats = log_mel(fe, to_device_async(wav, m.device, torch.float32), filters)
+        out["input_features"] = feats.to(m.dtype)
+        inst.hit("features_at_launch")
+        return out
+
+    _set_attr(inst, fe, "_torch_extract_fbank_features", passthrough)
+    _set_attr(inst, m, "inputs_to_device", to_device)
