@@ -423,7 +423,7 @@ def suite(args) -> None:
 
     L = fast.Levers
     first = {
-        "baseline (today's path)": L(),
+        "baseline (no levers)": L(),
         "no_sync": L(no_sync=True),
         "liger": L(liger=True),
         "no_sync + liger": L(no_sync=True, liger=True),
@@ -495,7 +495,7 @@ def suite(args) -> None:
     section("protocol", args.protocol_limit, lambda: protocol(m, args, res, *best(None), scratch, cuda))
     section("forward-pass methods", 60, lambda: forward_rows(m, args, res, cuda))
     section("generation", 75, lambda: generation(m, args, res, cuda))
-    guarded_row("mix", "baseline (today's path)", L(), 45)
+    guarded_row("mix", "baseline (no levers)", L(), 45)
     lv = best_levers()
     if lv != L():
         guarded_row("mix", f"best 10 s row's levers {lv.describe()}", lv, 45)

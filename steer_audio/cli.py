@@ -107,6 +107,16 @@ AudioEncoder = Annotated[
     ),
 ]
 
+CaptureLevers = Annotated[
+    str,
+    typer.Option(
+        "--capture-levers",
+        help="capture speed levers (capture/fast.py): auto (on a GPU the bit-identical ones: no_sync, "
+        "encoder_graph, clip_features, features=launch; default) | none | a comma list, e.g. "
+        "no_sync,liger (liger and compile change float rounding)",
+    ),
+]
+
 
 def _default_out(stage: str, model: str) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -306,6 +316,7 @@ def discover(
     backend: Backend = _D.backend,
     ray: RayAddress = None,
     audio_encoder: AudioEncoder = _D.audio_encoder,
+    capture_levers: CaptureLevers = _D.capture_levers,
     draws: Annotated[int, typer.Option(help="random-head draws for the AUC check")] = _D.draws,
 ) -> None:
     """Capture both passes, score every head, pick the specialists and validate the listening score."""
@@ -343,6 +354,7 @@ def evaluate(
     backend: Backend = _D.backend,
     ray: RayAddress = None,
     audio_encoder: AudioEncoder = _D.audio_encoder,
+    capture_levers: CaptureLevers = _D.capture_levers,
     method: Annotated[
         list[str] | None,
         typer.Option(

@@ -109,3 +109,10 @@ def split_choices(values: Sequence[str]) -> list[str]:
     if dup:
         raise SteerAudioError(f"--choices repeats {', '.join(repr(d) for d in dup)}: give distinct options")
     return opts
+
+
+def check_capture_levers(spec: str) -> None:
+    """--capture-levers: auto, none or a comma list of capture/levers.py names."""
+    from .capture.levers import parse_levers
+
+    parse_levers(spec)

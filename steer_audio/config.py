@@ -95,6 +95,7 @@ class RunConfig(EvalConfig):
     backend: str = "processes"  # who runs the `devices` replicas: processes | ray
     ray: str | None = None  # a Ray cluster address (implies backend ray)
     audio_encoder: str = "clip-length"  # models/audio_embed.py | full-window
+    capture_levers: str = "auto"  # capture/fast.py: auto (the bit-identical ones on a GPU) | none | a list
     from_run: Path | None = None  # reuse this run directory's capture cache
     permute_options: int = 1
     protocol: str = "logits"  # logits | generate (also greedy decoding, MMAU's string match)
@@ -121,6 +122,7 @@ class RunConfig(EvalConfig):
         cc.check_positive("--batch-size", self.batch_size)
         cc.check_positive("--devices", self.devices)
         cc.check_calib(self.calib, self.calib_fraction)
+        cc.check_capture_levers(self.capture_levers)
 
     def generate_config(self) -> Any:
         """The generate protocol's settings (evaluate/generate_protocol.GenerateConfig), None for logits."""
@@ -160,6 +162,7 @@ class RunConfig(EvalConfig):
             backend=self.backend,
             ray=self.ray,
             audio_encoder=self.audio_encoder,
+            capture_levers=self.capture_levers,
             method=list(self.methods),
             heads=self.heads,
             alpha="auto" if self.alpha is None else str(self.alpha),

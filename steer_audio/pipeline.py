@@ -194,6 +194,7 @@ def _execute(stage: str, cfg: RunConfig, out: Path, remote: bool | str) -> dict[
             "strict": cfg.strict,
             "data_sha": ds.sha256,
             "seed": cfg.seed,
+            "levers": cfg.capture_levers,
         }
         from .capture.run import all_candidate_ids
 
@@ -209,7 +210,15 @@ def _execute(stage: str, cfg: RunConfig, out: Path, remote: bool | str) -> dict[
             )
     else:
         cache = run_capture(
-            m, to_capture, cap_dir, cfg.batch_size, cfg.negative, cfg.strict, ds.sha256, cfg.seed
+            m,
+            to_capture,
+            cap_dir,
+            cfg.batch_size,
+            cfg.negative,
+            cfg.strict,
+            ds.sha256,
+            cfg.seed,
+            levers=cfg.capture_levers,
         )
     if stage == "discover":  # discovery has its own runner (discover/run.py), not the Evaluator
         found = run_discovery(cache, calib, evals, cfg.k, cfg.ranking, cfg.normalise, cfg.draws, cfg.seed)

@@ -55,6 +55,8 @@ class Recipe(BaseModel):
     #: how audio reaches the decoder locally: clip-length (models/audio_embed.py) | full-window (the model's own
     #: forward, what a remote server runs); the default is RunConfig's (a test holds them equal)
     audio_encoder: Literal["clip-length", "full-window"] = "clip-length"
+    #: capture speed levers (capture/fast.py): auto | none | a comma list; RunConfig's default
+    capture_levers: str = "auto"
 
     def run_config(self) -> RunConfig:
         """The run this recipe describes (raises SteerAudioError for an alpha that is not a number or auto)."""

@@ -131,6 +131,7 @@ def test_refused_rerun_rewrites_nothing(run: Path, data: Path, change: list[str]
         (["--limit", "-3"], ["--limit", "-3"]),
         (["--calib-fraction", "1.5"], ["--calib-fraction", "1.5"]),
         (["--calib", "other.json"], ["--calib", "--calib-fraction", "one"]),
+        (["--capture-levers", "no_sync,warp"], ["--capture-levers", "'warp'", "encoder_graph"]),
     ],
 )
 def test_option_errors_before_capture(data: Path, tmp_path: Path, args: list[str], words: list[str]) -> None:

@@ -188,7 +188,10 @@ def test_features_at_launch_are_bit_identical_and_the_worker_only_pads(tiny, exs
     from steer_audio.capture.prepare import prep_spec, prepare_batch
 
     base = _capture(tiny, exs, tmp_path / "base")
-    for lv in (fast.Levers(features="launch"), fast.Levers(features="launch", no_sync=True, clip_features=True)):
+    for lv in (
+        fast.Levers(features="launch"),
+        fast.Levers(features="launch", no_sync=True, clip_features=True),
+    ):
         with fast.install(tiny, lv) as inst:
             b, _ = prepare_batch(tiny.processor, prep_spec(tiny, "silence", False, 0), exs[:4])
             assert b.model_inputs["input_features"].ndim == 2  # [rows, samples]: waveforms, no log-mel yet
@@ -198,3 +201,37 @@ def test_features_at_launch_are_bit_identical_and_the_worker_only_pads(tiny, exs
             assert torch.equal(got[k], base[k]), (lv, k)
     assert "_torch_extract_fbank_features" not in vars(tiny.processor.feature_extractor)
     assert "inputs_to_device" not in vars(tiny)
+
+
+def test_capture_levers_option_resolves_per_model_and_names_bad_levers(tiny):
+    from types import SimpleNamespace
+
+    from steer_audio.capture.levers import parse_levers
+
+    assert fast.resolve("auto", tiny) == fast.Levers()  # a CPU model: nothing to turn on
+    gpu = SimpleNamespace(remote=False, device="cuda:0", uses_fast_audio=True, processor=tiny.processor)
+    assert fast.resolve("auto", gpu) == fast.Levers(
+        features="launch", no_sync=True, encoder_graph=True, clip_features=True
+    )
+    assert fast.resolve("auto", SimpleNamespace(**{**vars(gpu), "remote": "http://x"})) == fast.Levers()
+    assert parse_levers("no_sync, liger,features=host") == fast.Levers(
+        features="host", no_sync=True, liger=True
+    )
+    assert parse_levers("none") == fast.Levers()
+    for bad in ("no_sync,turbo", "features", "no_sync=1", "features=gpu"):
+        with pytest.raises(SteerAudioError, match="--capture-levers"):
+            parse_levers(bad)
+    with fast.install(tiny, fast.Levers()):  # a caller's own install is kept: auto adds nothing on top
+        assert fast.resolve("auto", SimpleNamespace(**vars(gpu))) != fast.Levers()
+        assert fast.resolve("auto", tiny) == fast.Levers()
+
+
+def test_run_capture_turns_its_levers_on_for_the_run_only(tiny, exs, tmp_path):
+    base = _capture(tiny, exs, tmp_path / "base")
+    got = run_capture(
+        tiny, exs, tmp_path / "lev", batch_size=4, levers="no_sync,features=launch,clip_features"
+    )
+    data = got.load([e.id for e in exs])
+    for k in FIELDS:
+        assert torch.equal(data[k], base[k]), k
+    assert "inputs_to_device" not in vars(tiny) and not tiny.clip_features  # restored after the run

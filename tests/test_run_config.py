@@ -40,6 +40,7 @@ def test_recipe_cli_and_evaluator_defaults_agree():
         "template",
         "max_new_tokens",
         "audio_encoder",
+        "capture_levers",
     ):
         assert getattr(r, field) == _cli_default(cli.evaluate, field), field
     assert r.devices == _cli_default(cli.evaluate, "devices")
@@ -163,3 +164,8 @@ def test_run_refuses_an_unknown_stage(tmp_path):
     with pytest.raises(sa.SteerAudioError, match="stage 'train'"):
         sa.run(sa.RunConfig(model="tiny", data="demo"), tmp_path, stage="train")
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_capture_levers_reach_the_run_and_a_bad_one_is_one_message(built):
+    _, cfg, _ = built("discover", "--capture-levers", "no_sync,liger")
+    assert cfg.capture_levers == "no_sync,liger"

@@ -48,39 +48,19 @@ import types
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import SteerAudioError
+from .levers import Levers, parse_levers
 
 #: nnsight's per-module state attribute (nnsight.intervention.source.STATE): holds the body its controller runs
 _NNSIGHT_STATE = "__nnsight__"
 
-FEATURES = ("device", "host", "launch")
-
 #: host tensors at least this large go to the device through pinned memory (`no_sync`)
 PIN_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class Levers:
-    """Which capture levers `install` turns on (the defaults are today's path)."""
-
-    features: str = "device"
-    no_sync: bool = False
-    liger: bool = False
-    compile: bool = False
-    encoder_graph: bool = False
-    clip_features: bool = False
-
-    def __post_init__(self) -> None:
-        if self.features not in FEATURES:
-            raise SteerAudioError(f"features must be one of {', '.join(FEATURES)}, got {self.features!r}")
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Installed:
@@ -111,11 +91,24 @@ class Installed:
         self.restore()
 
 
+#: models with levers installed now (id -> how many installs): `resolve("auto", m)` leaves them as they are
+_INSTALLED: dict[int, int] = {}
+
+
 def install(m: Any, levers: Levers) -> Installed:
     """Turn `levers` on for the loaded model `m` (a local model; remote runs keep the plain path)."""
     if m.remote:
         raise SteerAudioError("capture levers apply to a local model, not a remote one")
     inst = Installed(levers)
+    key = id(m)
+    _INSTALLED[key] = _INSTALLED.get(key, 0) + 1
+
+    def forget() -> None:
+        _INSTALLED[key] -= 1
+        if not _INSTALLED[key]:
+            del _INSTALLED[key]
+
+    inst.add(forget)
     try:
         if levers.features == "host":
             _features_on(m, inst, "cpu", None)
@@ -137,6 +130,28 @@ def install(m: Any, levers: Levers) -> Installed:
         inst.restore()
         raise
     return inst
+
+
+def exact_levers(m: Any) -> Levers:
+    """The bit-identical levers that apply to `m`: on a local CUDA model with the clip-length encoder, no_sync,
+    encoder_graph, clip_features and (Whisper features without dither) features="launch"; else none."""
+    if m.remote or not str(m.device).startswith("cuda") or not m.uses_fast_audio:
+        return Levers()
+    fe = getattr(m.processor, "feature_extractor", None)
+    whisper = type(fe).__name__ == "WhisperFeatureExtractor" and not float(getattr(fe, "dither", 0.0) or 0.0)
+    return Levers(
+        features="launch" if whisper else "device", no_sync=True, encoder_graph=True, clip_features=True
+    )
+
+
+def resolve(spec: str, m: Any) -> Levers:
+    """`--capture-levers` for the model `m`: "auto" = `exact_levers(m)` (none if levers are installed on `m`
+    already: a caller's own `install` is kept), "none" = no lever, or a comma list (`no_sync,liger`, with
+    `features=host|launch|device`). Unknown names get one message."""
+    lv = parse_levers(spec)
+    if lv is None:
+        return Levers() if id(m) in _INSTALLED else exact_levers(m)
+    return lv
 
 
 # -- helpers ------------------------------------------------------------------------------------------------

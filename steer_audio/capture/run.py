@@ -19,7 +19,7 @@ from ..data.prompts import candidate_ids
 from ..errors import SteerAudioError
 from ..models.loaded import LoadedModel
 from ..progress import bar
-from . import prefix
+from . import fast, prefix
 from .cache import CaptureCache
 from .inputs import MAX_OPTIONS
 from .prepare import prep_spec, prepare_batch
@@ -53,14 +53,37 @@ def run_capture(
     seed: int = 0,
     readout_ids: list[int] | None = None,
     stats: dict[str, Any] | None = None,
+    levers: str = "auto",
 ) -> CaptureCache:
-    """Capture `examples` into `out_dir` (resuming what is there).
+    """Capture `examples` into `out_dir` (resuming what is there), with the capture levers `levers` names
+    (capture/fast.py `resolve`: "auto" = the bit-identical ones that apply to `m`, "none", or a comma list)
+    turned on for the run.
 
     Three stages overlap: a worker thread prepares batch k+1 (capture/prepare.py: audio, negatives, tokens,
     features) while the host launches batch k's trace and then, while the device computes it, writes batch
     k-1's shard. `stats`, if given, receives where the wall time went (STAT_KEYS): waiting for the prepared
     batch (wait_s), launching the trace (launch_s), waiting for the device's results (sync_s;
     trace_s = launch_s + sync_s), the shard writes (write_s); and each batch's end time (batch_end)."""
+    lv = fast.resolve(levers, m)
+    ctx = fast.install(m, lv) if lv != fast.Levers() else contextlib.nullcontext()
+    with ctx:
+        return _run_capture(
+            m, examples, out_dir, batch_size, negative_kind, strict, data_sha, seed, readout_ids, stats
+        )
+
+
+def _run_capture(
+    m: LoadedModel,
+    examples: list[Example],
+    out_dir: Path,
+    batch_size: int,
+    negative_kind: str,
+    strict: bool,
+    data_sha: str | None,
+    seed: int,
+    readout_ids: list[int] | None,
+    stats: dict[str, Any] | None,
+) -> CaptureCache:
     if batch_size < 1:
         raise SteerAudioError("--batch-size must be at least 1")
     cache = CaptureCache(out_dir)
