@@ -191,17 +191,14 @@ def trimmed_frames(longest_conv_frames: int, window_frames: int, bucket: int = B
 
 def clip_samples(feature_extractor: Any, longest: int) -> int:
     """Samples to pad a batch whose longest clip has `longest` samples to, so that every mel frame the clip-length
-    encoder reads (the batch's `trimmed_frames`) is the frame the whole window gives: frame j's STFT window
-    (`n_fft` samples centred on j * hop) lies inside the clip and its zero padding, two frames past the last
-    frame read, and the per-clip log-mel ceiling (its maximum) never comes from padding. A 10 s clip then
-    makes 1102 frames instead of the 30 s window's 3000 (the features' STFT, read-back and copies shrink with
-    it). Whole windows stay whole."""
+    encoder reads (the batch's `trimmed_frames`) is the frame the whole window gives: the padded batch reaches
+    ceil(n_fft / 2 hop) + 1 frames past the last frame read, so no frame read has an STFT window (`n_fft` samples
+    centred on j * hop) that touches the end's reflection padding, and the per-clip log-mel ceiling (its
+    maximum) never comes from padding. A 10 s clip then makes 1102 frames instead of the 30 s window's 3000 (the
+    features' STFT, read-back and copies shrink with it). Whole windows stay whole."""
     hop, window = int(feature_extractor.hop_length), int(feature_extractor.n_samples)
-    n_mel = -(-longest // hop)
-    frames = trimmed_frames((n_mel - 1) // 2 + 1, window // hop)
-    margin = (
-        -(-int(feature_extractor.n_fft) // (2 * hop)) + 1
-    )  # frames whose window reaches past the last one read
+    frames = trimmed_frames(conv_frames(-(-longest // hop)), window // hop)
+    margin = -(-int(feature_extractor.n_fft) // (2 * hop)) + 1
     return min(window, (frames + margin) * hop)
 
 
