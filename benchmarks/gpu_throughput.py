@@ -93,10 +93,9 @@ def enc_flops(enc_params: int, n_pos: int) -> float:
 
 def enc_positions(fmask: torch.Tensor, window_pos: int) -> int:
     """Positions the clip-length encoder runs for a batch (models/audio_embed.py)."""
-    from steer_audio.models.audio_embed import trimmed_frames
+    from steer_audio.models.audio_embed import conv_frames, trimmed_frames
 
-    feat = (int(fmask.sum(-1).max()) - 1) // 2 + 1
-    return (trimmed_frames(feat, 2 * window_pos) - 1) // 2 + 1
+    return conv_frames(trimmed_frames(conv_frames(int(fmask.sum(-1).max())), 2 * window_pos))
 
 
 def e2e(m, args, res: dict, cuda: bool) -> None:

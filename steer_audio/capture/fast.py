@@ -54,6 +54,7 @@ from typing import Any
 import torch
 
 from ..errors import SteerAudioError
+from ..models.audio_embed import dithers
 from .levers import Levers, parse_levers
 
 #: nnsight's per-module state attribute (nnsight.intervention.source.STATE): holds the body its controller runs
@@ -138,7 +139,7 @@ def exact_levers(m: Any) -> Levers:
     if m.remote or not str(m.device).startswith("cuda") or not m.uses_fast_audio:
         return Levers()
     fe = getattr(m.processor, "feature_extractor", None)
-    whisper = type(fe).__name__ == "WhisperFeatureExtractor" and not float(getattr(fe, "dither", 0.0) or 0.0)
+    whisper = type(fe).__name__ == "WhisperFeatureExtractor" and not dithers(fe)
     return Levers(
         features="launch" if whisper else "device", no_sync=True, encoder_graph=True, clip_features=True
     )
@@ -237,7 +238,6 @@ def _features_on(m: Any, inst: Installed, device: str | None, stream: Any) -> No
 
 
 def _no_sync(m: Any, inst: Installed) -> None:
-    from transformers import masking_utils
 
     dec, _ = decoder(m)
     dec_mod = sys.modules[type(dec).__module__]
@@ -287,7 +287,7 @@ def _no_sync(m: Any, inst: Installed) -> None:
 
         def encode(feats: Any, fmask: Any, n_mel: list[int] | None = None) -> list[torch.Tensor]:
             emb.encoded_rows += feats.shape[0]
-            x, out_len = tower_host_mask(emb.tower, feats, fmask, n_mel, masking_utils)
+            x, out_len = tower_host_mask(emb.tower, feats, fmask, n_mel)
             inst.hit("encoder_mask")
             x = emb.projector(x)
             return [x[i, : int(out_len[i])] for i in range(x.shape[0])]
@@ -332,35 +332,24 @@ def _set_module_attr(inst: Installed, mod: Any, name: str, value: Any) -> None:
 
 
 def tower_host_mask(
-    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, n_mel: list[int] | None, masking_utils: Any
+    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, n_mel: list[int] | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`models.audio_embed.tower_on_clip_length` with its key mask built on the host (the same modules, the
     same mask values) and moved without a sync."""
     from ..models.audio_embed import tower_body
 
-    x, mask, out_len = tower_inputs(tower, feats, fmask, n_mel, masking_utils)
+    x, mask, out_len = tower_inputs(tower, feats, fmask, n_mel)
     return tower_body(tower, x, mask), out_len
 
 
 def tower_inputs(
-    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, n_mel: list[int] | None, masking_utils: Any
+    tower: Any, feats: torch.Tensor, fmask: torch.Tensor, n_mel: list[int] | None
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """The clip-length encoder's inputs, placed without a sync: (trimmed mel frames on the tower's device and
-    dtype, the key mask built on the host and moved, [B] valid output lengths on the host)."""
-    from ..models.audio_embed import BUCKET, conv_frames, trimmed_frames
+    """`models.audio_embed.encoder_inputs` placed without a sync (the host-built mask moved asynchronously)."""
+    from ..models.audio_embed import encoder_inputs
 
-    lens = torch.tensor(n_mel) if n_mel is not None else fmask.sum(-1).cpu()
-    feat_len, out_len = tower._get_feat_extract_output_lengths(lens)
-    m = trimmed_frames(int(feat_len.max()), feats.shape[-1], BUCKET)
-    w = tower.conv1.weight
-    x = feats[..., :m].to(device=w.device, dtype=w.dtype, non_blocking=True)
-    t = conv_frames(m)
-    keep = (torch.arange(t)[None, :] < feat_len[:, None]).long()
-    host = masking_utils.create_bidirectional_mask(
-        config=tower.config, inputs_embeds=torch.empty(x.shape[0], t, 0, dtype=x.dtype), attention_mask=keep
-    )
-    mask = None if host is None else to_device_async(host, x.device)
-    return x, mask, out_len
+    x, host, out_len = encoder_inputs(tower, feats, fmask, n_mel, no_sync=True)
+    return x, None if host is None else to_device_async(host, x.device), out_len
 
 
 # -- (c) liger-kernel's fused RMSNorm / SwiGLU / RoPE -------------------------------------------------------
@@ -537,8 +526,6 @@ def _encoder_graph(m: Any, inst: Installed) -> None:
 
 def graph_encoder(m: Any, inst: Installed, record: Recorder) -> None:
     """The embedder's encoder served by a `GraphCache` of `record`ed graphs (inputs placed without a sync)."""
-    from transformers import masking_utils
-
     from ..models.audio_embed import tower_body
 
     if not m.uses_fast_audio:
@@ -552,7 +539,7 @@ def graph_encoder(m: Any, inst: Installed, record: Recorder) -> None:
 
     def encode(feats: Any, fmask: Any, n_mel: list[int] | None = None) -> list[torch.Tensor]:
         emb.encoded_rows += feats.shape[0]
-        x, mask, out_len = tower_inputs(emb.tower, feats, fmask, n_mel, masking_utils)
+        x, mask, out_len = tower_inputs(emb.tower, feats, fmask, n_mel)
         before = cache.replayed
         y = cache(x, mask)
         inst.hit("encoder_graph" if cache.replayed > before else "encoder_eager")
@@ -588,7 +575,7 @@ def _features_at_launch(m: Any, inst: Installed) -> None:
     fe = m.processor.feature_extractor
     if type(fe).__name__ != "WhisperFeatureExtractor" or not m.uses_fast_audio:
         raise SteerAudioError("features='launch' needs Whisper features and the clip-length audio encoder")
-    if float(getattr(fe, "dither", 0.0) or 0.0) != 0.0:
+    if dithers(fe):
         raise SteerAudioError("features='launch' computes no dither: the feature extractor dithers")
     filters = torch.from_numpy(fe.mel_filters).to(m.device, torch.float32)
 

@@ -151,16 +151,33 @@ def tower_on_clip_length(
     """Qwen2-Audio's Whisper encoder (`Qwen2AudioEncoder.forward`, same modules and key mask) run on each
     batch's longest clip instead of the padded window. Returns ([B, T, d] outputs, [B] valid lengths on the
     host). `n_mel` (mel frames per row, known on the host) avoids reading the lengths back from the device."""
+    x, mask, out_len = encoder_inputs(tower, feats, fmask, n_mel, bucket)
+    return tower_body(tower, x, mask), out_len
+
+
+def encoder_inputs(
+    tower: Any,
+    feats: torch.Tensor,
+    fmask: torch.Tensor,
+    n_mel: list[int] | None = None,
+    bucket: int = BUCKET,
+    no_sync: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """The clip-length encoder's inputs: (the trimmed mel frames on the tower's device and dtype, the key mask
+    (None: every key), [B] valid output lengths on the host). The mask is built where the frames are, or, with
+    `no_sync`, on the host (transformers' same function, from host tensors: on a device it reads the mask back
+    to decide whether it may drop it) and the frames are copied without waiting; the caller moves that mask."""
     lens = torch.tensor(n_mel) if n_mel is not None else fmask.sum(-1).cpu()
     feat_len, out_len = tower._get_feat_extract_output_lengths(lens)
     m = trimmed_frames(int(feat_len.max()), feats.shape[-1], bucket)
     w = tower.conv1.weight
-    x = feats[..., :m].to(device=w.device, dtype=w.dtype)
+    x = feats[..., :m].to(device=w.device, dtype=w.dtype, non_blocking=no_sync)
     t = conv_frames(m)
-    keep = (torch.arange(t)[None, :] < feat_len[:, None]).long().to(x.device)
-    embeds = torch.empty(x.shape[0], t, 0, dtype=x.dtype, device=x.device)
+    where = torch.device("cpu") if no_sync else x.device
+    keep = (torch.arange(t)[None, :] < feat_len[:, None]).long().to(where)
+    embeds = torch.empty(x.shape[0], t, 0, dtype=x.dtype, device=where)
     mask = create_bidirectional_mask(config=tower.config, inputs_embeds=embeds, attention_mask=keep)
-    return tower_body(tower, x, mask), out_len
+    return x, mask, out_len
 
 
 def tower_body(tower: Any, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -202,12 +219,18 @@ def clip_samples(feature_extractor: Any, longest: int) -> int:
     return min(window, (frames + margin) * hop)
 
 
+def dithers(feature_extractor: Any) -> bool:
+    """Whether the feature extractor adds random dither to the waveform (its features are then not a function
+    of the audio alone)."""
+    return float(getattr(feature_extractor, "dither", 0.0) or 0.0) != 0.0
+
+
 def silence_key(wav: Any, feature_extractor: Any) -> str | None:
     """ "zeros" for an all-zero clip, whose log-mel input is the same constant for every length (the embedder
     adds the length in mel frames), else None. None too when the feature extractor dithers."""
     import numpy as np
 
-    if float(getattr(feature_extractor, "dither", 0.0) or 0.0) != 0.0:
+    if dithers(feature_extractor):
         return None
     a = np.asarray(wav)
     return "zeros" if a.size and not a.any() else None
